@@ -1,0 +1,134 @@
+"""The chapter runner: papermill every chapter into ``book/chapters/``, then build the book."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aerialseg.paths import repo_root
+
+
+def notebooks_dir() -> Path:
+    """Where the chapter sources (``NN_topic.py`` + paired ``.ipynb``) live."""
+    return repo_root() / "notebooks"
+
+
+def chapter_names() -> list[str]:
+    """All chapters, in order (``01_data``, ``03_fcn_mfb``, ...)."""
+    return sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.py"))
+
+
+def select_chapters(only: Sequence[str] | None) -> list[str]:
+    """Chapters matching ``only`` (a number like ``03`` or a full name); all if empty."""
+    names = chapter_names()
+    if not only:
+        return names
+    chosen = []
+    for key in only:
+        hits = [n for n in names if n == key or n.split("_", 1)[0] == key.zfill(2)]
+        if not hits:
+            raise ValueError(f"no chapter {key!r}; chapters are {names}")
+        chosen += hits
+    return chosen
+
+
+def sync_notebook(name: str) -> Path:
+    """Write ``NN_topic.ipynb`` (no outputs) from the jupytext source ``NN_topic.py``."""
+    import jupytext
+
+    src = notebooks_dir() / f"{name}.py"
+    nb = jupytext.read(src)
+    dst = src.with_suffix(".ipynb")
+    jupytext.write(nb, dst, fmt="ipynb")
+    return dst
+
+
+@dataclass
+class ChapterRun:
+    """Outcome of executing one chapter."""
+
+    name: str
+    output: Path
+    seconds: float
+    error: str | None = None
+
+
+def run_chapter(name: str, *, parameters: dict[str, Any], output_dir: str | Path | None = None,
+                suffix: str = "", timeout: int | None = None) -> ChapterRun:
+    """Execute chapter ``name`` with papermill into ``output_dir`` (default book/chapters).
+
+    The paired notebook is never executed in place: the injected-parameters cell would leak
+    into its jupytext source on the next sync.
+    """
+    import papermill
+
+    src = sync_notebook(name)
+    out_dir = Path(output_dir) if output_dir else repo_root() / "book" / "chapters"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}{suffix}.ipynb"
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(src), str(out), parameters=parameters,
+                                   kernel_name="python3", cwd=str(notebooks_dir()),
+                                   progress_bar=False, execution_timeout=timeout)
+        return ChapterRun(name, out, time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - report and go on with the other chapters
+        msg = f"{type(exc).__name__}: {exc}"
+        return ChapterRun(name, out, time.perf_counter() - t0, error=msg[-4000:])
+
+
+def build_book(root: str | Path | None = None, *, strict: bool = True) -> None:
+    """``jupyter-book build`` (Jupyter Book 1.x, offline; warnings are errors if strict)."""
+    root = Path(root) if root else repo_root()
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--builder", "html"]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    subprocess.run(cmd, check=True)
+
+
+def run_book(*, profile: str = "default", dataset: str = "synthetic", device: str = "auto",
+             only: Sequence[str] | None = None, build: bool = True,
+             extra: dict[str, Any] | None = None) -> int:
+    """Execute the chosen chapters, then build the book. Returns a process exit code.
+
+    A failing chapter is reported by name; the others still run and keep their results.
+    """
+    from aerialseg.config import check_profile
+
+    check_profile(profile)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    names = select_chapters(only)
+    suffix = "" if dataset == "synthetic" else f"__{dataset}"
+    params = {"profile": profile, "dataset": dataset, "device": device, **(extra or {})}
+    runs = []
+    for name in names:
+        print(f"[book] running {name} (profile={profile}, dataset={dataset}) ...", flush=True)
+        run = run_chapter(name, parameters=params, suffix=suffix)
+        status = "ok" if run.error is None else "FAILED"
+        print(f"[book] {name}: {status} in {run.seconds:.0f} s -> {run.output}", flush=True)
+        runs.append(run)
+    failed = [r for r in runs if r.error]
+    for r in runs:
+        print(f"  {r.name:24s} {r.seconds:7.1f} s  {'FAILED' if r.error else 'ok'}")
+    if failed:
+        for r in failed:
+            print(f"\n[book] chapter {r.name} failed (its partial output is {r.output}):\n"
+                  f"{r.error}", file=sys.stderr)
+        return 1
+    if build:
+        try:
+            build_book()
+        except subprocess.CalledProcessError:
+            traceback.print_exc()
+            print("[book] jupyter-book build failed (see the warnings above)", file=sys.stderr)
+            return 1
+        print(f"[book] built {repo_root() / '_build' / 'html' / 'index.html'}")
+    return 0

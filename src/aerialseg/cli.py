@@ -1,0 +1,131 @@
+"""Command line: ``aerialseg data|train|book ...`` (``aerialseg --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v)
+    return out
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Generate (synthetic) or load a dataset and print a summary."""
+    from aerialseg.data.patches import label_shares
+    from aerialseg.data.registry import data_config, load_split
+
+    cfg = data_config(args.dataset, args.profile, data_root=args.root)
+    data = load_split(cfg)
+    shares = label_shares([s.labels for s in data.train + data.val], data.classes.num_classes)
+    print(f"{args.dataset}: {len(data.train)} train / {len(data.val)} val scenes")
+    for name, share in zip(data.classes.names, shares, strict=True):
+        print(f"  {name:16s} {100 * share:6.2f} %")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one method into the run store (also under torchrun for multi-GPU)."""
+    import torch.distributed as dist
+
+    from aerialseg.config import resolve_run
+    from aerialseg.data.registry import data_config, load_split
+    from aerialseg.runs import get_or_train
+    from aerialseg.utils import resolve_device
+
+    device = resolve_device(args.device)
+    if "RANK" in __import__("os").environ and not dist.is_initialized():
+        import os
+
+        import torch
+
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    data = load_split(data_config(args.dataset, args.profile, data_root=args.root))
+    overrides = _parse_sets(args.set)
+    cfg = resolve_run(args.method, profile=args.profile, in_bands=data.bands,
+                      data=data.cfg.to_dict(), seed=args.seed, **overrides)
+    run = get_or_train(cfg, data, device=device, retrain=args.retrain)
+    print(json.dumps({"run": str(run.path), "train_seconds": run.train_seconds,
+                      "reused": run.reused}))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    """Run chapters with papermill and build the book, or only build it."""
+    from aerialseg.book import build_book, run_book
+
+    if args.action == "build":
+        build_book()
+        return 0
+    extra = _parse_sets(args.set)
+    return run_book(profile=args.profile, dataset=args.dataset, device=args.device,
+                    only=args.only, build=not args.no_build, extra=extra)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aerialseg`` command."""
+    p = argparse.ArgumentParser(prog="aerialseg", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="generate/load a dataset and print its class shares")
+    d.add_argument("dataset", nargs="?", default="synthetic")
+    d.add_argument("--profile", default="default")
+    d.add_argument("--root", default=None, help="dataset folder (default: data/<dataset>)")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train a method into the run store")
+    t.add_argument("method")
+    t.add_argument("--profile", default="default")
+    t.add_argument("--dataset", default="synthetic")
+    t.add_argument("--root", default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--retrain", action="store_true", help="ignore a stored run")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override method parameters, e.g. epochs=5 lr=0.005")
+    t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("book", help="run chapters (papermill) and build the book")
+    b.add_argument("action", choices=["run", "build"])
+    b.add_argument("--profile", default="default")
+    b.add_argument("--dataset", default="synthetic")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--only", nargs="*", default=None, help="chapter numbers or names")
+    b.add_argument("--no-build", action="store_true", help="execute chapters only")
+    b.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra chapter parameters")
+    b.set_defaults(func=cmd_book)
+
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"aerialseg: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Evaluate a trained model on the validation scenes with the one protocol of the study.
+
+One confusion matrix per protocol (eroded-boundary ground truth, the primary one, and the
+full ground truth) accumulated over every evaluated pixel of every validation scene; boundary
+F1; calibration (ECE, reliability); with MC dropout, the accuracy-vs-uncertainty curves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.data.patches import BandStats
+from aerialseg.data.scene import Scene
+from aerialseg.inference import predict_scene
+from aerialseg.metrics import BoundaryF1, ConfusionMatrix, scores
+from aerialseg.uncertainty import Calibration, ThresholdCurve
+
+PROTOCOLS = ("eroded", "full")
+UNCERTAINTY_KINDS = ("mean_class_std", "predicted_class_std", "entropy", "mutual_info")
+
+
+@dataclass
+class Evaluation:
+    """Everything measured for one model on one validation set."""
+
+    classes: ClassTable
+    confusion: dict[str, np.ndarray]
+    scores: dict[str, dict[str, Any]]
+    boundary_f1: dict[str, Any]
+    ece: float
+    reliability: dict[str, np.ndarray]
+    curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    coverage: dict[str, dict[float, float]] = field(default_factory=dict)
+    maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    inference_seconds: float = 0.0
+    pixels: int = 0
+
+    @property
+    def pixels_per_second(self) -> float:
+        """Inference throughput over the validation scenes."""
+        return self.pixels / max(self.inference_seconds, 1e-9)
+
+
+def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], *,
+                   device: torch.device | str = "cpu", tile: int = 512, overlap: int = 64,
+                   tta: bool = False, mc_samples: int = 0, prediction: str = "deterministic",
+                   keep_maps: int = 1, thresholds: int = 101,
+                   target_accuracies: Sequence[float] = (0.975, 0.95, 0.90),
+                   calibration_bins: int = 15,
+                   predictor: Callable[..., dict[str, np.ndarray]] | None = None) -> Evaluation:
+    """Predict every scene and accumulate the study's metrics.
+
+    Args:
+        model: trained model (eval mode is set here).
+        stats: the training split's band statistics (inputs are normalised with them).
+        scenes: validation scenes, each with ``eval_mask`` (eroded protocol).
+        device: where inference runs.
+        tile: tile side (see :func:`aerialseg.inference.predict_scene`).
+        overlap: context around each tile.
+        tta: average the four flip variants.
+        mc_samples: T >= 2 adds MC-dropout uncertainty maps and threshold curves.
+        prediction: ``"deterministic"`` (eval-mode dropout) or ``"mc_mean"`` (argmax of the
+            MC mean; needs ``mc_samples``).
+        keep_maps: keep predictions/uncertainty of the first N scenes for figures.
+        thresholds: number of uncertainty thresholds in [0, 1].
+        target_accuracies: report the coverage at which these accuracies are reached.
+        calibration_bins: equal-width confidence bins of the ECE.
+        predictor: replaces :func:`aerialseg.inference.predict_scene` (same signature and
+            outputs), e.g. the patch CNN's dense predictor with its border modes.
+    """
+    if prediction not in ("deterministic", "mc_mean"):
+        raise ValueError(f"prediction must be 'deterministic' or 'mc_mean', got {prediction!r}")
+    if prediction == "mc_mean" and mc_samples < 2:
+        raise ValueError("prediction='mc_mean' needs mc_samples >= 2")
+    if not scenes:
+        raise ValueError("no validation scenes to evaluate")
+    classes = scenes[0].classes
+    c = classes.num_classes
+    cms = {p: ConfusionMatrix(c) for p in PROTOCOLS}
+    bf1 = BoundaryF1(c)
+    calib = Calibration(calibration_bins)
+    curves = {k: ThresholdCurve() for k in UNCERTAINTY_KINDS} if mc_samples else {}
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    seconds, pixels = 0.0, 0
+    for i, scene in enumerate(scenes):
+        image = stats.apply(scene)
+        t0 = time.perf_counter()
+        predict = predictor or predict_scene
+        out = predict(model, image, device=device, tile=tile, overlap=overlap, tta=tta,
+                      mc_samples=mc_samples)
+        seconds += time.perf_counter() - t0
+        pixels += scene.labels.size
+        probs = out["mc_mean"] if prediction == "mc_mean" else out["probs"]
+        classified = np.isfinite(probs).all(0)  # the patch CNN may leave a border unclassified
+        pred = np.where(classified, np.nan_to_num(probs).argmax(0), IGNORE_INDEX)
+        truth = scene.labels
+        valid = (truth != IGNORE_INDEX) & classified
+        eroded = scene.eval_mask & valid
+        cms["eroded"].update(pred, truth, eroded)
+        cms["full"].update(pred, truth, valid)
+        # unclassified pixels (patch CNN border) leave the boundary-F1 domain
+        bf1.update(np.where(classified, pred, 0), np.where(classified, truth, IGNORE_INDEX))
+        calib.update(np.nan_to_num(probs)[None], truth[None], eroded[None])
+        if mc_samples:
+            correct = pred == truth
+            for k in UNCERTAINTY_KINDS:
+                curves[k].update(out[k], correct, eroded)
+        if i < keep_maps:
+            kept = {"pred": pred.astype(np.uint8), "truth": truth.astype(np.uint8),
+                    "eval_mask": scene.eval_mask}
+            for k in ("mean_class_std", "entropy", "mutual_info", "predicted_class_std"):
+                if k in out:
+                    kept[k] = out[k]
+            maps[scene.name] = kept
+    result_scores = {p: scores(cms[p].matrix, classes.evaluated) for p in PROTOCOLS}
+    bres = bf1.result(classes.evaluated)
+    curve_out: dict[str, dict[str, np.ndarray]] = {}
+    coverage: dict[str, dict[float, float]] = {}
+    for k, tc in curves.items():
+        curve_out[k] = tc.result(thresholds=thresholds)
+        coverage[k] = tc.coverage_at_accuracy(tuple(target_accuracies))
+    return Evaluation(classes=classes, confusion={p: cms[p].matrix for p in PROTOCOLS},
+                      scores=result_scores, boundary_f1=bres, ece=float(calib.ece()),
+                      reliability=calib.reliability(), curves=curve_out, coverage=coverage,
+                      maps=maps, inference_seconds=seconds, pixels=pixels)

@@ -1,0 +1,44 @@
+"""Numbers the source papers report, as printed (transcribed from ``methods.md``).
+
+They are shown beside ours; they are never computed from or mixed into our results. Where a
+printed value is inconsistent, the value is kept as printed and a note says why.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+ISPRS5 = ("impervious", "building", "low_vegetation", "tree", "car")
+
+KAMPFFMEYER_TABLE1: dict[str, dict[str, float]] = {
+    # Vaihingen validation areas 11/15/28/30/34, eroded GT, 5 classes; F1 in %.
+    "pb": dict(zip(ISPRS5, (90.45, 95.01, 80.22, 88.39, 77.72), strict=True))
+    | {"mean_f1": 86.36, "oa": 83.74},
+    "fcn": dict(zip(ISPRS5, (92.77, 95.81, 83.96, 90.81, 43.03), strict=True))
+    | {"mean_f1": 86.36, "oa": 86.65},
+    "fcn_mfb": dict(zip(ISPRS5, (91.16, 95.30, 84.36, 90.79, 92.57), strict=True))
+    | {"mean_f1": 90.84, "oa": 86.48},
+}
+"""Kampffmeyer et al. 2016, Table 1 (F1 per class, mean F1, OA; %)."""
+
+KAMPFFMEYER_TABLE1_RECALL: dict[str, dict[str, float]] = {
+    # the per-class "Acc" column, most likely recall (producer's accuracy)
+    "pb": dict(zip(ISPRS5, (86.47, 92.23, 71.98, 83.74, 64.34), strict=True)),
+    "fcn": dict(zip(ISPRS5, (89.96, 94.10, 76.86, 87.39, 27.42), strict=True)),
+    "fcn_mfb": dict(zip(ISPRS5, (86.14, 93.37, 77.80, 87.39, 86.61), strict=True)),
+}
+
+KAMPFFMEYER_NOTES = {
+    "fcn": "printed mean F1 86.36 is a typo: the mean of the five printed F1 values is 81.28",
+    "fcn_mfb": "car F1 92.57 with recall 86.61 implies ~99.4 % precision, at odds with the "
+               "text; treat as doubtful",
+    "pb": "printed OA 83.74 equals its tree Acc; per-class accuracies suggest ~86 %",
+}
+
+
+def kampffmeyer_table1(methods: tuple[str, ...] = ("fcn", "fcn_mfb")) -> pd.DataFrame:
+    """Table 1 rows for ``methods`` as a DataFrame (F1 per class, mean F1, OA; %)."""
+    rows = {m: KAMPFFMEYER_TABLE1[m] for m in methods}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df["note"] = [KAMPFFMEYER_NOTES.get(m, "") for m in methods]
+    return df

@@ -1,0 +1,89 @@
+"""Every chapter executes in the smoke profile (papermill), then the book builds from them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aerialseg.book import chapter_names, run_chapter
+from aerialseg.paths import repo_root
+
+CHAPTERS = chapter_names()
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """Folder collecting the smoke-executed chapters (shared with the book build test)."""
+    return tmp_path_factory.mktemp("chapters")
+
+
+@pytest.fixture(scope="session")
+def chapter_env(tmp_path_factory):
+    """One run store and results folder for the whole chapter session (chapters reuse runs)."""
+    base = tmp_path_factory.mktemp("chapter_store")
+    return {"AERIALSEG_RUNS": str(base / "runs"), "AERIALSEG_RESULTS": str(base / "results")}
+
+
+@pytest.mark.chapter
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_smoke(name, executed, chapter_env, monkeypatch):
+    for k, v in chapter_env.items():
+        monkeypatch.setenv(k, v)
+    run = run_chapter(name, parameters={"profile": "smoke", "device": "cpu"},
+                      output_dir=executed, timeout=600)
+    assert run.error is None, f"chapter {name} failed:\n{run.error}"
+    results = Path(chapter_env["AERIALSEG_RESULTS"]) / f"{name}__synthetic__smoke.nc"
+    assert results.exists(), f"chapter {name} wrote no results file"
+
+
+@pytest.mark.book
+def test_book_builds(executed, tmp_path):
+    missing = [n for n in CHAPTERS if not (executed / f"{n}.ipynb").exists()]
+    if missing:
+        pytest.skip(f"chapters not executed in this session: {missing}")
+    root = tmp_path / "book_root"
+    root.mkdir()
+    src = repo_root()
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(src / f, root / f)
+    shutil.copytree(src / "book", root / "book", ignore=shutil.ignore_patterns("chapters"))
+    (root / "book" / "chapters").mkdir()
+    for n in CHAPTERS:
+        shutil.copy(executed / f"{n}.ipynb", root / "book" / "chapters" / f"{n}.ipynb")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(root), "--builder", "html", "-W", "-n",
+                           "--keep-going"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    html = root / "_build" / "html"
+    assert (html / "index.html").exists()
+    for n in CHAPTERS:
+        page = (html / "book" / "chapters" / f"{n}.html").read_text()
+        assert "<img" in page or n == "01_data", f"{n} shows no figure"
+
+
+def test_toc_lists_every_chapter():
+    toc = (repo_root() / "_toc.yml").read_text()
+    listed = [line.split("book/chapters/")[1].strip() for line in toc.splitlines()
+              if "book/chapters/" in line]
+    assert listed == CHAPTERS, "_toc.yml and notebooks/ disagree"
+
+
+def test_paired_notebooks_have_no_outputs_and_match_sources():
+    import json
+
+    import jupytext
+
+    for name in CHAPTERS:
+        ipynb = repo_root() / "notebooks" / f"{name}.ipynb"
+        assert ipynb.exists(), f"{ipynb} missing: run jupytext --sync notebooks/{name}.py"
+        nb = json.loads(ipynb.read_text())
+        assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+        src = jupytext.read(repo_root() / "notebooks" / f"{name}.py")
+        assert [c.source for c in src.cells] == ["".join(c["source"]) for c in nb["cells"]], (
+            f"{ipynb.name} is out of date with {name}.py: run jupytext --sync")
+        tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
+        assert sum("parameters" in t for t in tags) == 1
