@@ -56,3 +56,18 @@ def test_tta_and_mc_outputs():
     assert (out["mean_class_std"] > 0).any()  # dropout active in the MC passes only
     again = predict_scene(model, img)["probs"]
     assert np.allclose(again, predict_scene(model, img)["probs"])
+
+
+def test_out_of_memory_retries_with_smaller_tiles(capsys):
+    class Picky(nn.Module):
+        """Runs out of 'memory' on inputs larger than 40 px."""
+
+        def forward(self, x):
+            if max(x.shape[-2:]) > 40:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return torch.zeros(x.shape[0], 2, *x.shape[-2:])
+
+    out = predict_scene(Picky(), np.zeros((1, 100, 100), np.float32), tile=128, overlap=4,
+                        min_tile=16)
+    assert out["probs"].shape == (2, 100, 100)
+    assert "retrying with 64 px tiles" in capsys.readouterr().out

@@ -43,33 +43,43 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method into the run store (also under torchrun for multi-GPU)."""
+    import os
+
+    import torch
     import torch.distributed as dist
 
-    from aerialseg.config import resolve_run
+    from aerialseg.config import get_method, resolve_run
     from aerialseg.data.registry import data_config, load_split
     from aerialseg.runs import get_or_train
     from aerialseg.utils import resolve_device
 
+    get_method(args.method)  # fail on a bad name before any data is loaded
     device = resolve_device(args.device)
-    if "RANK" in __import__("os").environ and not dist.is_initialized():
-        import os
-
-        import torch
-
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend)
+    distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not dist.is_initialized():
+        # NCCL between GPUs; gloo lets the same command run (and be tested) on CPUs
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
-    data = load_split(data_config(args.dataset, args.profile, data_root=args.root))
+    cfg_data = data_config(args.dataset, args.profile, data_root=args.root)
+    if distributed and dist.get_rank() != 0:
+        dist.barrier()  # rank 0 generates/loads the data first; the others then read it
+    data = load_split(cfg_data)
+    if distributed and dist.get_rank() == 0:
+        dist.barrier()
     overrides = _parse_sets(args.set)
     cfg = resolve_run(args.method, profile=args.profile, in_bands=data.bands,
                       data=data.cfg.to_dict(), seed=args.seed, **overrides)
     run = get_or_train(cfg, data, device=device, retrain=args.retrain)
-    print(json.dumps({"run": str(run.path), "train_seconds": run.train_seconds,
-                      "reused": run.reused}))
     if dist.is_initialized():
+        dist.barrier()  # rank 0 has written the model when everyone leaves
+        rank, world = dist.get_rank(), dist.get_world_size()
         dist.destroy_process_group()
+    else:
+        rank, world = 0, 1
+    print(json.dumps({"run": str(run.path), "train_seconds": run.train_seconds,
+                      "reused": run.reused, "rank": rank, "world_size": world}))
     return 0
 
 

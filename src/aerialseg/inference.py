@@ -77,8 +77,34 @@ def _forward_probs(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor
     return acc / len(FLIPS)
 
 
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def predict_scene(model: nn.Module, image: np.ndarray, *, tile: int = 512, overlap: int = 64,
+                  min_tile: int = 64, **kwargs: object) -> dict[str, np.ndarray]:
+    """Tiled whole-scene prediction that retries with smaller tiles when memory runs out.
+
+    See :func:`predict_scene_tiles` for the arguments; on an out-of-memory error the tile side
+    is halved (down to ``min_tile`` + 2 x overlap) and the scene predicted again, with a
+    message saying so.
+    """
+    while True:
+        try:
+            return predict_scene_tiles(model, image, tile=tile, overlap=overlap, **kwargs)
+        except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as exc:
+            smaller = max(tile // 2, min_tile + 2 * overlap)
+            if not _is_oom(exc) and not isinstance(exc, MemoryError) or smaller >= tile:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            print(f"out of memory with {tile} px tiles; retrying with {smaller} px tiles")
+            tile = smaller
+
+
 @torch.no_grad()
-def predict_scene(model: nn.Module, image: np.ndarray, *, device: torch.device | str = "cpu",
+def predict_scene_tiles(model: nn.Module, image: np.ndarray, *,
+                        device: torch.device | str = "cpu",
                   tile: int = 512, overlap: int = 64, tta: bool = False, mc_samples: int = 0,
                   mc_ddof: int = 0, mode: str = "halo") -> dict[str, np.ndarray]:
     """Class probabilities (and MC-dropout statistics) for a whole normalised scene.

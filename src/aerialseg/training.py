@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from aerialseg.config import TrainConfig
 from aerialseg.utils import atomic_write, set_seed
@@ -64,22 +64,28 @@ class Callback:
 
 
 class EpochSampler(Sampler[int]):
-    """A seeded random subset (or permutation) of the dataset per epoch, repeatable on resume."""
+    """A seeded random subset (or permutation) of the dataset per epoch, repeatable on resume.
 
-    def __init__(self, n: int, per_epoch: int | None, seed: int) -> None:
+    Under DDP every rank draws the same epoch sample and takes every ``world``-th index from
+    ``rank`` on, so the ranks together see exactly what one process would.
+    """
+
+    def __init__(self, n: int, per_epoch: int | None, seed: int, rank: int = 0,
+                 world: int = 1) -> None:
         self.n, self.per_epoch, self.seed, self.epoch = n, per_epoch, seed, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:  # noqa: D102
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.per_epoch or self.n
+        return len(range(self.rank, self.per_epoch or self.n, self.world))
 
     def __iter__(self):  # noqa: ANN204, D105
         rng = np.random.default_rng([self.seed, self.epoch])
         k = self.per_epoch or self.n
         idx = np.concatenate([rng.permutation(self.n) for _ in range(math.ceil(k / self.n))])
-        return iter(idx[:k].tolist())
+        return iter(idx[:k][self.rank::self.world].tolist())
 
 
 def is_distributed() -> bool:
@@ -193,7 +199,8 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
     if is_distributed():
         ddp_model: nn.Module = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-        sampler: Sampler[int] = DistributedSampler(dataset, seed=cfg.seed, shuffle=True)
+        sampler = EpochSampler(len(dataset), cfg.samples_per_epoch, cfg.seed,
+                               rank=dist.get_rank(), world=dist.get_world_size())
     else:
         ddp_model = model
         sampler = EpochSampler(len(dataset), cfg.samples_per_epoch, cfg.seed)

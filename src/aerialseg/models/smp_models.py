@@ -69,6 +69,13 @@ class SmpSegmenter(nn.Module):
         self.encoder_dropout = encoder_dropout
         self.name = name
 
+    def param_groups(self, lr: float, decoder_lr_mult: float = 1.0) -> list[dict[str, Any]]:
+        """Optimiser groups: encoder at ``lr``, the rest at ``lr * decoder_lr_mult``.
+
+        :func:`aerialseg.training.build_optimizer` uses this (U-CE's 10x decoder lr).
+        """
+        return param_groups(self, lr, decoder_lr_mult)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes, H, W) for input (B, in_channels, H, W)."""
         xp, size = pad_to_multiple(x, self.output_stride)

@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+
+from aerialseg import book
+from aerialseg.cli import main
+
+
+def test_failed_chapter_is_named_and_others_still_run(monkeypatch, capsys):
+    ran = []
+
+    def fake_run(name, *, parameters, suffix=""):
+        ran.append(name)
+        err = "ValueError: boom" if name == "01_data" else None
+        return book.ChapterRun(name, Path(f"/tmp/{name}.ipynb"), 0.1, err)
+
+    monkeypatch.setattr(book, "run_chapter", fake_run)
+    code = book.run_book(profile="smoke", build=False)
+    assert code == 1
+    assert ran == book.chapter_names()  # the failure did not stop the others
+    err = capsys.readouterr().err
+    assert "chapter 01_data failed" in err and "boom" in err
+
+
+def test_select_chapters_by_number():
+    assert book.select_chapters(["3"]) == ["03_fcn_mfb"]
+    with pytest.raises(ValueError, match="no chapter '77'"):
+        book.select_chapters(["77"])
+
+
+def test_cli_reports_bad_names(capsys):
+    assert main(["book", "run", "--profile", "turbo", "--no-build"]) == 2
+    assert "unknown profile 'turbo'" in capsys.readouterr().err
+    assert main(["data", "atlantis"]) == 2
+    assert "unknown dataset 'atlantis'" in capsys.readouterr().err
+    assert main(["train", "fcnn", "--profile", "smoke"]) == 2
+    assert "unknown method 'fcnn'" in capsys.readouterr().err
