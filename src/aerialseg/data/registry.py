@@ -67,8 +67,8 @@ DATA_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"synthetic_train": 11, "synthetic_val": 5, "synthetic_size": 1536},
     },
     "dubai": {
-        "smoke": {"max_scenes": 2, "max_size": 256},
-        "default": {"max_scenes": 8, "max_size": 512},
+        "smoke": {"max_scenes": 4, "max_size": 256},
+        "default": {"max_scenes": 12, "max_size": 512},
         "full": {},
     },
     "vaihingen": {

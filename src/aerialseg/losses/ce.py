@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -63,8 +64,10 @@ def median_frequency_weights(labels: Iterable[np.ndarray], num_classes: int, *,
             is present.
         ignore_index: label value that is not counted.
 
+    A class that never occurs gets weight 0 (with a warning): it contributes no loss term.
+
     Raises:
-        ValueError: a taking-part class never occurs, or an unknown mode.
+        ValueError: no balanced class occurs at all, or an unknown mode.
     """
     classes = list(range(num_classes)) if classes is None else list(classes)
     counts = np.zeros(num_classes, np.float64)
@@ -82,12 +85,18 @@ def median_frequency_weights(labels: Iterable[np.ndarray], num_classes: int, *,
         freq = counts[classes] / np.maximum(image_px[classes], 1.0)
     else:
         raise ValueError(f"mfb mode must be 'global' or 'eigen_fergus', got {mode!r}")
-    if np.any(freq == 0):
-        missing = [c for c, f in zip(classes, freq, strict=True) if f == 0]
-        raise ValueError(f"classes {missing} never occur in the training labels; median-frequency "
-                         "balancing needs every class present (use more or larger scenes)")
+    present = freq > 0
+    if not present.any():
+        raise ValueError("no labelled pixel of the balanced classes in the training labels")
+    if not present.all():
+        missing = [c for c, p in zip(classes, present, strict=True) if not p]
+        # a class that never occurs contributes no loss term, so its weight is irrelevant
+        warnings.warn(f"classes {missing} never occur in the training labels; they get "
+                      "weight 0 and the median is taken over the classes present",
+                      stacklevel=2)
     w = np.zeros(num_classes, np.float64)
-    w[classes] = np.median(freq) / freq
+    cls = np.asarray(classes)[present]
+    w[cls] = np.median(freq[present]) / freq[present]
     return w
 
 
