@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import xarray as xr
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -174,5 +175,122 @@ def confusion_heatmap(cm: np.ndarray, names: Sequence[str], title: str = "") -> 
     ax.set_xlabel("predicted")
     ax.set_ylabel("truth")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def metric_dots(ds: xr.Dataset, *, metrics: Sequence[tuple[str, str]] = (
+        ("f1", "mean F1"), ("iou", "mIoU"), ("oa", "OA"), ("boundary_f1", "boundary F1")),
+        protocol: str = "eroded") -> Figure:
+    """Overall metrics per method: each seed as a dot, mean ± std as a bar."""
+    sc = ds["scores"].sel({"protocol": protocol, "class": "overall"})
+    methods = [str(m) for m in ds["method"].values]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.1 * len(metrics), 0.35 * len(methods)
+                                                        + 1.4), sharey=True, squeeze=False)
+    y = np.arange(len(methods))
+    for ax, (metric, label) in zip(axes[0], metrics, strict=True):
+        vals = 100 * sc.sel({"metric": metric}).values  # (method, seed)
+        mean = np.nanmean(vals, 1)
+        std = np.nanstd(vals, 1)
+        ax.errorbar(mean, y, xerr=std, fmt="o", color="C0", capsize=3)
+        for i, row in enumerate(vals):
+            ax.plot(row, np.full_like(row, i), ".", color="0.4", ms=4)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, methods, fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def coverage_curves(ds: xr.Dataset, *, uncertainty: str = "mean_class_std") -> Figure | None:
+    """Accuracy vs. fraction of pixels kept (rejecting the most uncertain first)."""
+    if "accuracy" not in ds:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for m in ds["method"].values:
+        acc = ds["accuracy"].sel({"method": m, "uncertainty": uncertainty})
+        cov = ds["coverage"].sel({"method": m, "uncertainty": uncertainty})
+        if not np.isfinite(acc.values).any():
+            continue
+        a = np.nanmean(acc.values, 0)
+        c = np.nanmean(cov.values, 0)
+        ax.plot(100 * c, 100 * a, label=str(m))
+    ax.set_xlabel("pixels kept (%)")
+    ax.set_ylabel("overall accuracy on kept pixels (%)")
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagrams(ds: xr.Dataset) -> Figure:
+    """Accuracy vs. confidence per method (first seed), with the ECE in the title."""
+    methods = [str(m) for m in ds["method"].values]
+    n = len(methods)
+    ncol = min(n, 4)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.6 * nrow), squeeze=False)
+    for ax, m in zip(axes.ravel(), methods, strict=False):
+        sel = ds.sel({"method": m}).isel(seed=0)
+        conf = sel["reliability_confidence"].values
+        acc = sel["reliability_accuracy"].values
+        ok = np.isfinite(conf) & np.isfinite(acc)
+        ax.plot([0, 1], [0, 1], ":", color="0.5")
+        ax.bar(conf[ok], acc[ok], width=1 / len(conf), alpha=0.7, edgecolor="k", lw=0.3)
+        ece = float(sel["scores"].sel({"protocol": "eroded", "class": "overall",
+                                       "metric": "ece"}))
+        ax.set_title(f"{m}\nECE {ece:.3f}", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    fig.supxlabel("confidence", fontsize=9)
+    fig.supylabel("accuracy", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def gallery(ds: xr.Dataset, classes: ClassTable) -> Figure | None:
+    """The same crop: ground truth, then each method's prediction (first seed)."""
+    if "pred_crop" not in ds or "truth_crop" not in ds:
+        return None
+    methods = [str(m) for m in ds["method"].values]
+    has_unc = "uncertainty_crop" in ds
+    nrow = 2 if has_unc else 1
+    fig, axes = plt.subplots(nrow, len(methods) + 1, figsize=(2.2 * (len(methods) + 1),
+                                                              2.4 * nrow), squeeze=False)
+    axes[0][0].imshow(label_image(ds["truth_crop"].values.astype(np.int64), classes),
+                      interpolation="nearest")
+    axes[0][0].set_title("ground truth", fontsize=8)
+    for j, m in enumerate(methods, start=1):
+        sel = ds.sel({"method": m}).isel(seed=0)
+        pred = sel["pred_crop"].values
+        axes[0][j].imshow(label_image(np.nan_to_num(pred, nan=255).astype(np.int64), classes),
+                          interpolation="nearest")
+        axes[0][j].set_title(m, fontsize=8)
+        if has_unc:
+            u = sel["uncertainty_crop"].values
+            if np.isfinite(u).any():
+                axes[1][j].imshow(u, cmap="viridis")
+                axes[1][j].set_title("MC uncertainty", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def paired_differences(df: pd.DataFrame, *, baseline: str, label: str) -> Figure:
+    """Per-seed differences to the baseline (dots) with their mean (bar)."""
+    methods = list(dict.fromkeys(df["method"]))
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(methods) + 1.3))
+    for i, m in enumerate(methods):
+        d = df.loc[df["method"] == m, "difference"].values
+        ax.barh(i, d.mean(), color="C0" if d.mean() >= 0 else "C3", alpha=0.5)
+        ax.plot(d, np.full_like(d, i), "k.", ms=5)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(methods)), methods, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{label}: difference to {baseline} (points, per seed)")
     fig.tight_layout()
     return fig

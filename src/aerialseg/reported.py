@@ -6,6 +6,8 @@ printed value is inconsistent, the value is kept as printed and a note says why.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pandas as pd
 
 ISPRS5 = ("impervious", "building", "low_vegetation", "tree", "car")
@@ -42,3 +44,48 @@ def kampffmeyer_table1(methods: tuple[str, ...] = ("fcn", "fcn_mfb")) -> pd.Data
     df = pd.DataFrame.from_dict(rows, orient="index")
     df["note"] = [KAMPFFMEYER_NOTES.get(m, "") for m in methods]
     return df
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """Numbers a source prints for one of our methods: {(class, metric): value in %}."""
+
+    method: str
+    source: str
+    data: str
+    values: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of a source paper that the comparison checks on our data (method > baseline)."""
+
+    source: str
+    text: str
+    method: str
+    baseline: str
+    cls: str
+    metric: str
+    paper_delta: float | None = None
+
+
+_VAIHINGEN = "ISPRS Vaihingen, validation areas 11/15/28/30/34, eroded GT, 5 classes"
+
+PAPER_RESULTS: list[PaperResult] = [
+    PaperResult(m, "Kampffmeyer et al. 2016, Table 1", _VAIHINGEN,
+                {("car", "f1"): KAMPFFMEYER_TABLE1[m]["car"],
+                 ("car", "recall"): KAMPFFMEYER_TABLE1_RECALL[m]["car"],
+                 # the FCN's printed mean F1 is a typo: use the mean of its printed F1 values
+                 ("overall", "f1"): round(sum(KAMPFFMEYER_TABLE1[m][c] for c in ISPRS5) / 5, 2),
+                 ("overall", "oa"): KAMPFFMEYER_TABLE1[m]["oa"]})
+    for m in ("fcn", "fcn_mfb")
+]
+"""Every paper number the comparison puts beside ours (chapters register theirs here)."""
+
+CLAIMS: list[Claim] = [
+    Claim("Kampffmeyer et al. 2016", "median-frequency balancing raises car F1", "fcn_mfb",
+          "fcn", "car", "f1", round(92.57 - 43.03, 2)),
+    Claim("Kampffmeyer et al. 2016", "median-frequency balancing raises car recall",
+          "fcn_mfb", "fcn", "car", "recall", round(86.61 - 27.42, 2)),
+]
+"""Claims of the sources, checked on our results by the comparative chapter."""

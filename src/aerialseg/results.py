@@ -7,6 +7,8 @@ Schema (dims in brackets):
 - ``confusion[method, seed, protocol, truth, pred]``: the accumulated pixel counts.
 - ``train_seconds[method, seed]``, ``pixels_per_second[method, seed]``,
   ``num_parameters[method]``.
+- ``pred_crop[method, seed, y, x]``, ``truth_crop[y, x]`` (and ``uncertainty_crop`` with
+  MC dropout): a fixed crop of the first validation scene for galleries.
 - optional ``accuracy``/``coverage[method, seed, uncertainty, threshold]`` and
   ``coverage_at[method, seed, uncertainty, target]`` (MC-dropout threshold curves);
   ``reliability_*[method, seed, bin]`` (calibration).
@@ -32,6 +34,7 @@ from aerialseg.utils import atomic_write
 METRICS = ("f1", "iou", "precision", "recall", "boundary_f1", "oa", "ece", "weighted_f1",
            "weighted_iou")
 OVERALL = "overall"
+GALLERY_CROP = 160
 
 
 @dataclass
@@ -78,6 +81,14 @@ def _record_dataset(r: Record) -> xr.Dataset:
     }
     for key, value in r.extra.items():
         data[key] = ((), float(value))
+    if ev.maps:  # a fixed crop of the first validation scene, for galleries
+        first = next(iter(ev.maps.values()))
+        crop = (slice(0, GALLERY_CROP), slice(0, GALLERY_CROP))
+        data["pred_crop"] = (("y", "x"), first["pred"][crop].astype(np.uint8))
+        data["truth_crop"] = (("y", "x"), first["truth"][crop].astype(np.uint8))
+        if "mean_class_std" in first:
+            data["uncertainty_crop"] = (("y", "x"),
+                                        first["mean_class_std"][crop].astype(np.float32))
     coords: dict[str, Any] = {"protocol": protocols, "class": class_coord,
                               "metric": list(METRICS), "truth": names, "pred": names}
     if ev.curves:
@@ -107,6 +118,8 @@ def build_results(records: Iterable[Record], *, chapter: str, profile: str, data
     ds = xr.combine_by_coords(parts, combine_attrs="drop")
     if "num_parameters" in ds:
         ds["num_parameters"] = ds["num_parameters"].max("seed")
+    if "truth_crop" in ds:
+        ds["truth_crop"] = ds["truth_crop"].max(("method", "seed")).astype(np.uint8)
     classes = records[0].evaluation.classes
     evaluated = [n in classes.evaluated_names for n in ds["class"].values]
     evaluated[-1] = True  # the overall row

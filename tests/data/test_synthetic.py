@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,7 +92,7 @@ def _component_extents(mask: np.ndarray) -> np.ndarray:
         proj = pts @ vecs
         ext = proj.max(0) - proj.min(0) + 1
         out.append((ext.min(), ext.max()))
-    return np.array(out)
+    return np.array(out, dtype=float).reshape(-1, 2)
 
 
 def test_cars_are_about_20_by_45_px(scenes):

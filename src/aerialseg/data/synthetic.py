@@ -82,6 +82,11 @@ _TEX = np.array([
 ], np.float32)
 _PAD = 32  # drawn beyond the scene border so that objects and shadows continue across it
 
+_Slices = tuple[slice, slice]
+_RectHit = tuple[_Slices, np.ndarray, np.ndarray, np.ndarray, float, float] | None
+_RotHit = tuple[_Slices, np.ndarray, np.ndarray, np.ndarray] | None
+_BlobHit = tuple[_Slices, np.ndarray, np.ndarray] | None
+
 
 def _rng_for(area: int, seed: int) -> np.random.Generator:
     if seed < 0 or area < 0:
@@ -199,8 +204,8 @@ class _Parcel:
         return self.u1 - b1, self.u1 - b0, self.v0 + a0, self.v0 + a1
 
     def point(self, a: float, b: float) -> tuple[float, float]:
-        u0, u1, v0, v1 = self.rect(a, a, b, b)
-        return u0, v0
+        u, _, v, _ = self.rect(a, a, b, b)
+        return u, v
 
     @property
     def depth_axis_is_v(self) -> bool:
@@ -257,14 +262,14 @@ class _Canvas:
         """Pixel-space angle of a uv direction."""
         return math.atan2(du * self.sin + dv * self.cos, du * self.cos - dv * self.sin)
 
-    def _bbox(self, xs: list[float], ys: list[float]) -> tuple[slice, slice] | None:
+    def _bbox(self, xs: list[float], ys: list[float]) -> _Slices | None:
         x0, x1 = max(int(math.floor(min(xs))) - 1, 0), min(int(math.ceil(max(xs))) + 2, self.n)
         y0, y1 = max(int(math.floor(min(ys))) - 1, 0), min(int(math.ceil(max(ys))) + 2, self.n)
         if x0 >= x1 or y0 >= y1:
             return None
         return slice(y0, y1), slice(x0, x1)
 
-    def rect_uv(self, u0: float, u1: float, v0: float, v1: float):  # noqa: ANN201
+    def rect_uv(self, u0: float, u1: float, v0: float, v1: float) -> _RectHit:
         """Mask of an axis-aligned uv rectangle: (slices, mask, du, dv, hu, hv) or None."""
         pts = [self.to_xy(u, v) for u in (u0, u1) for v in (v0, v1)]
         sl = self._bbox([p[0] for p in pts], [p[1] for p in pts])
@@ -278,7 +283,7 @@ class _Canvas:
         return sl, m, du, dv, hu, hv
 
     def rect_rot(self, x: float, y: float, angle: float, hl: float, hw: float,
-                 r: float = 0.0):  # noqa: ANN201
+                 r: float = 0.0) -> _RotHit:
         """Rounded rectangle with long axis at ``angle``: (slices, mask, s, t) or None."""
         e = hl + hw + 1
         sl = self._bbox([x - e, x + e], [y - e, y + e])
@@ -298,7 +303,7 @@ class _Canvas:
         return sl, m, s, t
 
     def blob(self, x: float, y: float, radius: float, rng: np.random.Generator,
-             irregular: float = 0.08):  # noqa: ANN201
+             irregular: float = 0.08) -> _BlobHit:
         """Blobby disc: (slices, mask, normalised radius in [0, 1]) or None."""
         ks = np.arange(2, 6)
         amps = rng.uniform(0, irregular, ks.size)
@@ -336,8 +341,9 @@ class _Canvas:
     def paint(self, sl: tuple[slice, slice], m: np.ndarray, cls: int,
               colour: np.ndarray, mat: int, height: float | np.ndarray = 0.0,
               ztest: bool = False) -> int:
-        """Draw ``cls`` where ``m``; with ``ztest`` only where ``height`` is above what is
-        there. Returns the number of scene pixels drawn.
+        """Draw ``cls`` where ``m`` (only above the current surface with ``ztest``).
+
+        Returns the number of scene pixels drawn.
         """
         hv = self.height[sl]
         h = np.broadcast_to(np.asarray(height, np.float32), m.shape)
@@ -405,10 +411,12 @@ class _Town:
 
     def _roads(self) -> None:
         r, cv = self.rng, self.cv
-        ext = cv.n * 0.75 + 60
-        by_axis: dict[str, list[float]] = {}
+        ext = cv.n * 0.75 + 60  # beyond the canvas corners in the rotated frame
+
+        def spacing() -> float:
+            return r.uniform(560, 980)
+
         for axis in ("u", "v"):
-            spacing = lambda: r.uniform(560, 980)  # noqa: E731
             # one u-road always crosses the scene; v-roads fall where they fall
             first = (r.uniform(-0.35, 0.35) * self.size if axis == "u"
                      else r.uniform(-0.5, 0.5) * spacing())
@@ -421,8 +429,7 @@ class _Town:
             while p < ext:
                 p += spacing()
                 pos.append(p)
-            by_axis[axis] = sorted(pos)
-            for p in by_axis[axis]:
+            for p in sorted(pos):
                 main = r.random() < 0.3
                 asphalt, paver = self._road_colours()
                 self.roads.append(_Road(
@@ -464,7 +471,7 @@ class _Town:
         cv = self.cv
         layers = [self._road_layers(rd) for rd in self.roads]
         lawn = np.zeros(3, np.float32)  # lawn colour comes from the lawn field at render time
-        for lay, rd in zip(layers, self.roads, strict=True):
+        for lay in layers:
             cv.paint_flat(lay["verge"], LOW, lawn, M_LAWN)
         for lay, rd in zip(layers, self.roads, strict=True):
             cv.paint_flat(lay["sidewalk"], IMP, rd.sw_colour, M_PAVER)
@@ -476,7 +483,7 @@ class _Town:
             cv.paint_flat(idx, IMP, np.full(3, 0.82, np.float32), M_MARK)
 
     def _blocks(self) -> None:
-        r, cv = self.rng, self.cv
+        cv = self.cv
         us = [rd for rd in self.roads if rd.axis == "u"]
         vs = [rd for rd in self.roads if rd.axis == "v"]
         for a, b in zip(us[:-1], us[1:], strict=True):
@@ -491,7 +498,6 @@ class _Town:
                 if cv._bbox([p[0] for p in pts], [p[1] for p in pts]) is None:
                     continue
                 self._split_block(u0, u1, v0, v1)
-        del r
 
     def _split_block(self, u0: float, u1: float, v0: float, v1: float) -> None:
         r = self.rng

@@ -148,8 +148,9 @@ class FFTConv2d(nn.Conv2d):
         step = max(1, cout // 8)  # chunks keep the peak near one spectrum
         with torch.no_grad():
             for c0 in range(0, cout, step):
-                part = wd[c0:c0 + step].permute(2, 3, 1, 0)
-                spec[..., c0:c0 + step] = torch.fft.rfft2(part, s=(n, n), dim=(0, 1)).conj()
+                # FFT over the contiguous last dims (fastest), then move frequencies first.
+                part = torch.fft.rfft2(wd[c0:c0 + step], s=(n, n)).conj()
+                spec[..., c0:c0 + step] = part.permute(2, 3, 1, 0)
         spec = spec.reshape(n * (n // 2 + 1), cin, cout)
         self._spectrum_cache = (key, spec)
         return spec
@@ -170,25 +171,26 @@ class FFTConv2d(nn.Conv2d):
             x = x.double()
         nh, nw = math.ceil(ho / s), math.ceil(wo / s)
         x = F.pad(x, (0, nw * s + k - 1 - w, 0, nh * s + k - 1 - h))
-        # Frequency-leading layout: the FFT runs over dims (0, 1) and its output is already
-        # the (frequency, block, channel) matrix stack the batched product needs.
-        windows = x.permute(2, 3, 0, 1).unfold(0, n, s).unfold(1, n, s)  # nh nw B C n n
+        windows = x.unfold(2, n, s).unfold(3, n, s)  # B Cin nh nw n n (a view)
         cout = self.out_channels
         out = x.new_empty((b, cout, nh, s, nw, s))
-        row_bytes = n * nr * nw * b * max(cin, cout) * 8 * (2 if x.dtype == torch.float64 else 1)
+        itemsize = 16 if x.dtype == torch.float64 else 8
+        row_bytes = n * nr * nw * b * max(cin, cout) * itemsize
         rows = max(1, self.chunk_bytes // row_bytes)
         for r0 in range(0, nh, rows):
             r1 = min(nh, r0 + rows)
-            m = (r1 - r0) * nw * b
-            blk = windows[r0:r1].permute(4, 5, 0, 1, 2, 3).reshape(n, n, m * cin)
-            xf = torch.fft.rfft2(blk, dim=(0, 1)).reshape(n * nr, m, cin)
+            m = b * (r1 - r0) * nw
+            xf = torch.fft.rfft2(windows[:, :, r0:r1])  # B Cin rows nw n nr
+            # One (blocks x Cin) @ (Cin x Cout) complex product per frequency.
+            xf = xf.permute(4, 5, 0, 2, 3, 1).reshape(n * nr, m, cin)
             yf = torch.bmm(xf, spec).reshape(n, nr, m * cout)
             del xf
-            # Inverse: complex FFT over rows, keep the s valid rows, then real FFT over columns.
+            # Inverse in the frequency-leading layout (no permute of the spectrum): complex
+            # FFT over rows, keep the s valid rows, then real inverse FFT over columns.
             yf = torch.fft.ifft(yf, dim=0)[:s]
-            y = torch.fft.irfft(yf, n=n, dim=1)[:, :s]  # s s (rows nw B Cout)
-            y = y.reshape(s, s, r1 - r0, nw, b, cout).permute(4, 5, 2, 0, 3, 1)
-            out[:, :, r0:r1] = y
+            y = torch.fft.irfft(yf, n=n, dim=1)[:, :s]  # s s (B rows nw Cout)
+            del yf
+            out[:, :, r0:r1] = y.reshape(s, s, b, r1 - r0, nw, cout).permute(2, 5, 3, 0, 4, 1)
         y = out.reshape(b, cout, nh * s, nw * s)[:, :, :ho, :wo]
         if self.bias is not None:
             y = y + self.bias.to(y.dtype).view(1, -1, 1, 1)
