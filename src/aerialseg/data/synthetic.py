@@ -374,7 +374,7 @@ class _Town:
         r = rng
         # per-scene targets; imp and building aim a bit high because trees overhang them
         self.t_imp = float(np.clip(r.normal(0.335, 0.02), 0.29, 0.38))
-        self.t_bld = float(np.clip(r.normal(0.265, 0.02), 0.22, 0.31))
+        self.t_bld = float(np.clip(r.normal(0.257, 0.02), 0.22, 0.30))
         self.t_tree = float(np.clip(r.normal(0.228, 0.02), 0.19, 0.27))
         self.t_car = float(r.uniform(0.013, 0.02))
         self.t_clut = float(r.uniform(0.008, 0.013))

@@ -301,8 +301,9 @@ def error_cost_table(depths: Sequence[int] = (1, 2, 4, 8, 16, 32), *, max_iter: 
     background pixel at distance d *outside* it is predicted as object (a spurious pixel).
     Each loss is evaluated with the real loss modules on hard (one-hot, logit scale 20)
     predictions, as the increase over the perfect prediction times the number of pixels N,
-    i.e. the charge of that one pixel (Lossd also times its number of active classes, 2, so
-    that its column is ``log(1 + d) / log(1 + max_iter)``, the per-class charge).
+    i.e. the charge of that one pixel. Lossd charges the pixel in both classes (the one it
+    misses and the one it wrongly takes), each ``log(1 + d) / log(1 + max_iter)``, and
+    averages over the 2 active classes, so its column equals that expression.
 
     Returns:
         DataFrame indexed by depth with the charges of Lossd (log and linear normalisation),
@@ -319,8 +320,6 @@ def error_cost_table(depths: Sequence[int] = (1, 2, 4, 8, 16, 32), *, max_iter: 
               "Lossd (linear)": LossdLoss(2, max_iter=max_iter, norm="linear"),
               "boundary loss": KervadecBoundaryLoss(2),
               "cross-entropy": nn.CrossEntropyLoss()}
-    scale = {"Lossd (log)": n * 2, "Lossd (linear)": n * 2, "boundary loss": n,
-             "cross-entropy": n}
 
     def charge(pred: np.ndarray) -> dict[str, float]:
         logits = 20.0 * torch.nn.functional.one_hot(torch.from_numpy(pred), 2).permute(
@@ -329,7 +328,7 @@ def error_cost_table(depths: Sequence[int] = (1, 2, 4, 8, 16, 32), *, max_iter: 
         out = {}
         for name, fn in losses.items():
             diff = float(fn(logits, target)) - float(fn(perfect, target))
-            out[name] = diff * scale[name]
+            out[name] = diff * n
         return out
 
     rows = []
