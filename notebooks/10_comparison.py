@@ -96,7 +96,7 @@ display(compare.cost_table(ds))
 # direction and size of effects, not about matching values.
 
 # %%
-pv = compare.paper_vs_ours(ds, reported.PAPER_RESULTS, protocol=protocol)
+pv = compare.paper_vs_ours(ds, reported.all_paper_results(), protocol=protocol)
 display(pv if len(pv) else Markdown("*No method with reported numbers in these results.*"))
 
 # %% [markdown]
@@ -106,7 +106,7 @@ display(pv if len(pv) else Markdown("*No method with reported numbers in these r
 # difference and every seed to point the paper's way.
 
 # %%
-claims = compare.check_claims(ds, reported.CLAIMS, protocol=protocol)
+claims = compare.check_claims(ds, reported.all_claims(), protocol=protocol)
 display(claims if len(claims) else Markdown("*No claim can be checked with these results.*"))
 
 # %% [markdown]

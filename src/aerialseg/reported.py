@@ -89,3 +89,30 @@ CLAIMS: list[Claim] = [
           "fcn_mfb", "fcn", "car", "recall", round(86.61 - 27.42, 2)),
 ]
 """Claims of the sources, checked on our results by the comparative chapter."""
+
+
+def _modules() -> list[object]:
+    import importlib
+    import pkgutil
+
+    import aerialseg
+
+    names = sorted(i.name for i in pkgutil.iter_modules(aerialseg.__path__)
+                   if i.name.startswith("reported_"))
+    return [importlib.import_module(f"aerialseg.{n}") for n in names]
+
+
+def all_paper_results() -> list[PaperResult]:
+    """This module's and every ``reported_*`` module's ``PAPER_RESULTS``."""
+    out = list(PAPER_RESULTS)
+    for m in _modules():
+        out += list(getattr(m, "PAPER_RESULTS", []))
+    return out
+
+
+def all_claims() -> list[Claim]:
+    """This module's and every ``reported_*`` module's ``CLAIMS``."""
+    out = list(CLAIMS)
+    for m in _modules():
+        out += list(getattr(m, "CLAIMS", []))
+    return out

@@ -29,7 +29,7 @@ from aerialseg.losses.ce import median_frequency_weights
 from aerialseg.losses.registry import build_loss
 from aerialseg.models.registry import build_model
 from aerialseg.training import Callback, fit, is_main_process
-from aerialseg.utils import atomic_write, hardware_description
+from aerialseg.utils import atomic_write, hardware_description, set_seed
 
 STORE_VERSION = 1
 """Bump when a change to training makes stored runs stale."""
@@ -138,6 +138,7 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
     loss_kwargs = dict(cfg.loss_kwargs)
     if cfg.loss in LOSS_PREPARERS:
         loss_kwargs = LOSS_PREPARERS[cfg.loss](loss_kwargs, data, cfg)
+    set_seed(cfg.train.seed)  # the initial weights depend on the seed, not on the process
     model = build_model(cfg.model, in_channels=len(cfg.in_bands),
                         num_classes=data.classes.num_classes, **cfg.model_kwargs)
     final = folder / "model.pt"
