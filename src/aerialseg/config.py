@@ -102,7 +102,8 @@ class MethodSpec:
     ``params`` maps every method parameter to its default; ``model_params`` and
     ``loss_params`` say which of them go to the model and the loss builders; the rest must
     be :class:`TrainConfig` fields. ``profiles`` holds per-profile overrides. ``samples``
-    names the training-sample builder (``aerialseg.runs.DATASET_BUILDERS``); ``setup`` is an
+    names the training-sample builder (a key of ``aerialseg.runs.DATASET_BUILDERS`` or a
+    ``"module:function"`` called as ``f(cfg, data, stats) -> Dataset``); ``setup`` is an
     optional ``"module:function"`` called as ``setup(ctx: aerialseg.runs.RunContext)`` before
     training, returning the method's callbacks (e.g. EFM refresh, U-CE uncertainty).
     """

@@ -155,10 +155,15 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
         return TrainedRun(cfg, run_key(cfg), folder, model, BandStats(**meta["stats"]),
                           meta["loss_kwargs"], meta["history"], meta["train_seconds"],
                           meta["hardware"], reused=True)
-    if samples not in DATASET_BUILDERS:
+    if ":" in samples:  # "module:function" lets a method module bring its own sampler
+        module, func = samples.split(":")
+        builder = getattr(importlib.import_module(module), func)
+    elif samples in DATASET_BUILDERS:
+        builder = DATASET_BUILDERS[samples]
+    else:
         raise ValueError(f"unknown sample kind {samples!r}; choose one of "
-                         f"{sorted(DATASET_BUILDERS)}")
-    dataset = DATASET_BUILDERS[samples](cfg, data, stats)
+                         f"{sorted(DATASET_BUILDERS)} or 'module:function'")
+    dataset = builder(cfg, data, stats)
     loss_fn = build_loss(cfg.loss, ignore_index=255, num_classes=data.classes.num_classes,
                          **loss_kwargs)
     callbacks = list(callbacks)

@@ -19,9 +19,15 @@ frequency the product over input channels of all blocks is one complex matrix pr
 (blocks x Cin) @ (Cin x Cout). The kernel spectrum is cached per module (about 0.7 GB for
 the default widths, complex64) and recomputed when the weights change.
 
+In training (65x65 patches, 1x1 output) fc1 is a plain matrix product and runs directly.
+Against the direct dense fc1 the FFT result differs by < 1e-4 (float32; it is in fact
+closer to a float64 reference than the direct convolution is).
+
 MC dropout: :meth:`PatchCNN.mc_split` returns ``(trunk, head)`` with the trunk (convs, fc1,
 ReLU) free of randomness, so T samples cost one trunk pass plus T cheap 1x1 heads (see
-:mod:`aerialseg.models.mc`).
+:mod:`aerialseg.models.mc`). To keep those heads cheap on CPU the dropouts are
+:class:`FastDropout` (an ``nn.Dropout`` with a faster mask draw) and the head runs in row
+chunks that stay in cache.
 """
 
 from __future__ import annotations
@@ -53,7 +59,9 @@ class FFTConv2d(nn.Conv2d):
       patch, 1x1 output, still runs directly); otherwise direct.
 
     When no weight gradient is needed the kernel spectrum is cached and reused while the
-    weight is unchanged (same storage and version counter, dtype, device). With a weight
+    weight is unchanged (same storage, version counter, dtype, device and checksum; the
+    checksum catches in-place edits through ``.data``, which bypass the version counter,
+    and costs ~10 ms for the default fc1). With a weight
     gradient (forced ``"fft"`` during training) the spectrum is recomputed each call and
     is differentiable.
 
@@ -138,7 +146,7 @@ class FFTConv2d(nn.Conv2d):
         if not cached:
             spec = torch.fft.rfft2(w.permute(2, 3, 1, 0), s=(n, n), dim=(0, 1)).conj()
             return spec.reshape(n * (n // 2 + 1), cin, cout)
-        key = (n, w.data_ptr(), w._version, w.dtype, w.device)
+        key = (n, w.data_ptr(), w._version, w.dtype, w.device, _checksum(w))
         if self._spectrum_cache is not None and self._spectrum_cache[0] == key:
             return self._spectrum_cache[1]
         self._spectrum_cache = None  # free the stale one before allocating
@@ -156,9 +164,20 @@ class FFTConv2d(nn.Conv2d):
         return spec
 
     def fft_forward(self, x: Tensor) -> Tensor:
-        """The convolution by overlap-save block FFT (same result as the direct one)."""
+        """The convolution by overlap-save block FFT (same result as the direct one).
+
+        Half-precision input (e.g. under autocast) is computed in float32 and cast back:
+        FFTs of non-power-of-two sizes need it, and float32 keeps the 1e-4 agreement.
+        """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        dtype = x.dtype
+        if dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._fft_forward(x.to(self.weight.dtype)).to(dtype)
+
+    def _fft_forward(self, x: Tensor) -> Tensor:
         k = self.kernel_size[0]
         s, n = self.block, self.fft_size
         nr = n // 2 + 1
@@ -167,8 +186,6 @@ class FFTConv2d(nn.Conv2d):
         if ho < 1 or wo < 1:
             raise ValueError(f"input {h}x{w} px is smaller than the {k}x{k} kernel")
         spec = self.spectrum(cached=not self._needs_weight_grad())
-        if spec.dtype == torch.complex128:
-            x = x.double()
         nh, nw = math.ceil(ho / s), math.ceil(wo / s)
         x = F.pad(x, (0, nw * s + k - 1 - w, 0, nh * s + k - 1 - h))
         windows = x.unfold(2, n, s).unfold(3, n, s)  # B Cin nh nw n n (a view)
@@ -182,7 +199,9 @@ class FFTConv2d(nn.Conv2d):
             m = b * (r1 - r0) * nw
             xf = torch.fft.rfft2(windows[:, :, r0:r1])  # B Cin rows nw n nr
             # One (blocks x Cin) @ (Cin x Cout) complex product per frequency.
-            xf = xf.permute(4, 5, 0, 2, 3, 1).reshape(n * nr, m, cin)
+            # contiguous(): the permuted view has frequency stride 1, which sends bmm down a
+            # path that is 10-100x slower with several threads.
+            xf = xf.permute(4, 5, 0, 2, 3, 1).reshape(n * nr, m, cin).contiguous()
             yf = torch.bmm(xf, spec).reshape(n, nr, m * cout)
             del xf
             # Inverse in the frequency-leading layout (no permute of the spectrum): complex
@@ -194,7 +213,44 @@ class FFTConv2d(nn.Conv2d):
         y = out.reshape(b, cout, nh * s, nw * s)[:, :, :ho, :wo]
         if self.bias is not None:
             y = y + self.bias.to(y.dtype).view(1, -1, 1, 1)
-        return y.to(self.weight.dtype) if y.dtype != self.weight.dtype else y
+        return y
+
+
+def _checksum(w: Tensor) -> tuple[float, float]:
+    """Cheap fingerprint of a weight: edits through ``.data`` skip the version counter."""
+    with torch.no_grad():
+        flat = w.detach().reshape(-1)
+        sample = flat[::997]
+        pos = torch.arange(1, len(sample) + 1, dtype=sample.dtype, device=w.device)
+        # float32 sums (~10 ms for fc1); a float64 sum would cost 10x more on CPU.
+        return float(flat.sum()), float((sample * pos).sum())
+
+
+class FastDropout(nn.Dropout):
+    """Element-wise dropout whose CPU masks come from packed random integers.
+
+    Same distribution as ``nn.Dropout`` (keep with probability 1 - p, scale 1 / (1 - p)),
+    except that p is quantised to 1/256 when p * 256 is an integer (p = 0.5 is exact) and
+    to 1/65536 otherwise. On CPU, ``nn.Dropout``'s Bernoulli draw costs about 15 ns per
+    element, which made the MC head (two dropouts over T x 128 channels per pixel) dearer
+    than the whole deterministic trunk; one 64-bit draw here serves 8 (or 4) elements. On
+    other devices it is ``nn.Dropout``. It is an ``nn.Dropout``, so
+    :func:`aerialseg.models.mc.enable_mc_dropout` switches it like any dropout.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Drop elements of ``x`` in train mode; identity in eval mode."""
+        if not self.training or self.p == 0.0 or x.device.type != "cpu" or self.p >= 1.0:
+            return super().forward(x)
+        n = x.numel()
+        if float(self.p * 256).is_integer():
+            per, dtype, thr = 8, torch.uint8, int(self.p * 256)
+        else:
+            per, dtype, thr = 4, torch.int16, int(round(self.p * 65536)) - 32768
+        r = torch.randint(-2**63, 2**63 - 1, (-(-n // per),), dtype=torch.int64)
+        keep = r.view(dtype)[:n].view(x.shape) >= thr
+        # x * bool is ~4x faster than torch.where(keep, x, 0) on CPU.
+        return x.mul(keep).mul_(1.0 / (1.0 - self.p))
 
 
 class PatchCNN(nn.Module):
@@ -203,6 +259,10 @@ class PatchCNN(nn.Module):
     Attributes:
         patch_size: receptive field and training patch side (odd).
         halo: ``patch_size // 2``, the border lost on each side in dense mode.
+        fc1_mode: ``"auto"`` | ``"direct"`` | ``"fft"`` (see :class:`FFTConv2d`).
+        head_chunk_bytes: the head (dropout, fc2, dropout, classifier) runs over row chunks
+            of about this size (cache-friendly MC sampling); results do not depend on it
+            except through the order of dropout draws.
     """
 
     def __init__(self, *, in_channels: int, num_classes: int, patch_size: int = 65,
@@ -231,11 +291,12 @@ class PatchCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc1 = FFTConv2d(c, fc_width, fc_kernel)
         self.relu1 = nn.ReLU(inplace=True)
-        self.drop1 = nn.Dropout(dropout_p)
+        self.drop1 = FastDropout(dropout_p)
         self.fc2 = nn.Conv2d(fc_width, fc_width, 1)
         self.relu2 = nn.ReLU(inplace=True)
-        self.drop2 = nn.Dropout(dropout_p)
+        self.drop2 = FastDropout(dropout_p)
         self.out = nn.Conv2d(fc_width, num_classes, 1)
+        self.head_chunk_bytes = 2**22
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
@@ -243,9 +304,7 @@ class PatchCNN(nn.Module):
 
     @property
     def fc1_mode(self) -> FC1Mode:
-        """fc1 algorithm: ``"auto"`` (FFT in eval mode for large outputs), ``"direct"``,
-        ``"fft"``.
-        """
+        """fc1 algorithm: ``"auto"`` (FFT in eval for large outputs), ``"direct"``, ``"fft"``."""
         return self.fc1.mode
 
     @fc1_mode.setter
@@ -267,19 +326,46 @@ class PatchCNN(nn.Module):
         return self.relu1(self.fc1(self.features(x)))
 
     def _head(self, z: Tensor) -> Tensor:
-        z = self.drop2(self.relu2(self.fc2(self.drop1(z))))
-        return self.out(z)
+        return _run_head(self, z, self.head_chunk_bytes)
 
     def mc_split(self) -> tuple[nn.Module, nn.Module]:
         """``(trunk, head)`` with ``head(trunk(x)) == self(x)``.
 
         trunk = convs, fc1, ReLU (no randomness, FFT fc1 in eval mode); head = dropout, fc2,
         ReLU, dropout, classifier (1x1 convs), which accepts the trunk output repeated along
-        dim 0. Both share this model's modules.
+        dim 0. Both share this model's modules (``head.train()`` touches only the head's).
         """
         trunk = nn.Sequential(self.features, self.fc1, self.relu1)
-        head = nn.Sequential(self.drop1, self.fc2, self.relu2, self.drop2, self.out)
-        return trunk, head
+        return trunk, _Head(self)
+
+
+class _Head(nn.Module):
+    """The layers of a :class:`PatchCNN` from the first dropout on (shared modules)."""
+
+    def __init__(self, model: PatchCNN) -> None:
+        super().__init__()
+        self.drop1, self.fc2, self.relu2 = model.drop1, model.fc2, model.relu2
+        self.drop2, self.out = model.drop2, model.out
+        self.head_chunk_bytes = model.head_chunk_bytes
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Logits from the trunk output ``z``."""
+        return _run_head(self, z, self.head_chunk_bytes)
+
+
+def _run_head(m: PatchCNN | _Head, z: Tensor, chunk_bytes: int) -> Tensor:
+    # Row chunks of about chunk_bytes keep the head's element-wise work (dropout, ReLU) in
+    # cache: with T MC copies it is otherwise memory bound. The chunking depends only on the
+    # input shape, so the split and the stacked MC paths draw the same masks.
+    n, c, h, w = z.shape
+    rows = max(1, chunk_bytes // max(1, n * c * w * z.element_size()))
+
+    def run(t: Tensor) -> Tensor:
+        return m.out(m.drop2(m.relu2(m.fc2(m.drop1(t)))))
+
+    if rows >= h:
+        return run(z)
+    return torch.cat([run(z[:, :, r:r + rows]) for r in range(0, h, rows)], 2)
 
 
 def build_patch_cnn(*, in_channels: int, num_classes: int, patch_size: int = 65,
