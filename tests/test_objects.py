@@ -124,3 +124,39 @@ def test_bad_input():
         match_class(np.zeros((3, 3)), np.zeros((3, 4)), 1)
     with pytest.raises(ValueError, match="min_overlap"):
         match_class(np.zeros((3, 3)), np.zeros((3, 3)), 1, min_overlap=2.0)
+
+
+def test_counts_dataarray_and_tables():
+    from aerialseg.objects import counts_dataarray, counts_per_class, counts_table
+
+    a = np.zeros((2, len(KINDS)))
+    a[:, KINDS.index("spurious")] = [3, 1]
+    b = a.copy()
+    b[:, KINDS.index("spurious")] = [5, 3]
+    da = counts_dataarray({("base", 0): a, ("base", 1): b, ("base_lossd", 0): a},
+                          ["road", "car"])
+    assert da.dims == ("method", "seed", "class", "kind")
+    assert np.isnan(da.sel({"method": "base_lossd", "seed": 1})).all()
+    table = counts_table(da)
+    assert table.loc["base", "spurious"] == "6.0 ± 2.8"  # totals 4 and 8
+    assert table.loc["base_lossd", "spurious"] == "4"
+    assert counts_table(da, classes=["car"]).loc["base", "spurious"] == "2.0 ± 1.4"
+    per_class = counts_per_class(da)
+    assert per_class.loc["road", ("spurious", "base")] == 4.0
+
+
+def test_sensitivity_table():
+    from aerialseg.objects import sensitivity_table
+
+    t = _truth()
+    p = t.copy()
+    p[12:18, 2:8] = 0
+    p[12:13, 2:8] = 1  # 6 of B's 36 px found
+    p[0, 19] = 1  # a one-pixel speckle
+    maps = {("a", 0): {"s": {"pred": p.astype(np.uint8), "truth": t.astype(np.uint8)}},
+            ("a", 1): {"s": {"pred": t.astype(np.uint8), "truth": t.astype(np.uint8)}}}
+    df = sensitivity_table(maps, (1,), min_sizes=(1, 2), min_overlaps=(0.0, 0.5))
+    assert df.loc[(1, 0.0), ("spurious", "a")] == 0.5  # speckle, one of two seeds
+    assert df.loc[(2, 0.0), ("spurious", "a")] == 0.0  # speckle below min_size
+    assert df.loc[(1, 0.0), ("missed", "a")] == 0.0  # any overlap finds B
+    assert df.loc[(1, 0.5), ("missed", "a")] == 0.5  # 1/6 of B is not enough

@@ -28,14 +28,36 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """Generate (synthetic) or load a dataset and print a summary."""
+    """Load a dataset and print its class shares, or (``data check``) verify a download.
+
+    ``data [DATASET]`` generates the synthetic set if needed; ``data check DATASET`` prints
+    a report and returns 0 if the reader can use the files, else 1.
+    """
+    words = list(args.words)
+    if words and words[0] == "check":
+        if len(words) != 2:
+            raise SystemExit("usage: aerialseg data check DATASET [--root DIR] "
+                             "[--split-name NAME] [--snap-labels] [--strict]")
+        from aerialseg.data.check import check_dataset
+
+        report = check_dataset(words[1], args.root, split_name=args.split_name,
+                               potsdam_bands=args.potsdam_bands, snap_labels=args.snap_labels)
+        print(report.text())
+        return report.exit_code(strict=args.strict)
+    if len(words) > 1:
+        raise SystemExit(f"aerialseg data: expected one dataset name, got {words}")
+    dataset = words[0] if words else "synthetic"
+
     from aerialseg.data.patches import label_shares
     from aerialseg.data.registry import data_config, load_split
 
-    cfg = data_config(args.dataset, args.profile, data_root=args.root)
+    cfg = data_config(dataset, args.profile, data_root=args.root, split_name=args.split_name,
+                      potsdam_bands=args.potsdam_bands, snap_labels=args.snap_labels or None)
     data = load_split(cfg)
     shares = label_shares([s.labels for s in data.train + data.val], data.classes.num_classes)
-    print(f"{args.dataset}: {len(data.train)} train / {len(data.val)} val scenes")
+    split = f" (split {cfg.split_name})" if cfg.split_name else ""
+    print(f"{dataset}: {len(data.train)} train / {len(data.val)} val scenes{split}, "
+          f"bands {data.bands}")
     for name, share in zip(data.classes.names, shares, strict=True):
         print(f"  {name:16s} {100 * share:6.2f} %")
     return 0
@@ -100,10 +122,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="aerialseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="generate/load a dataset and print its class shares")
-    d.add_argument("dataset", nargs="?", default="synthetic")
+    d = sub.add_parser(
+        "data", help="load a dataset and print its class shares, or check a download",
+        description="`aerialseg data [DATASET]` loads a dataset (generating the synthetic one) "
+        "and prints its class shares; `aerialseg data check DATASET [--root DIR]` verifies a "
+        "download (files, sizes, label colours) and exits 0 if the reader can use it, else 1.")
+    d.add_argument("words", nargs="*", metavar="[check] DATASET",
+                   help="synthetic (default), dubai, vaihingen or potsdam; prefix with "
+                   "'check' to verify a download")
     d.add_argument("--profile", default="default")
     d.add_argument("--root", default=None, help="dataset folder (default: data/<dataset>)")
+    d.add_argument("--split-name", default=None,
+                   help="named split (vaihingen: kampffmeyer; potsdam: cse_unet, geoseg)")
+    d.add_argument("--potsdam-bands", default=None, help="irrg (default), rgb, rgbir or r+g+b")
+    d.add_argument("--snap-labels", action="store_true",
+                   help="snap label colours outside the palette to the nearest one")
+    d.add_argument("--strict", action="store_true",
+                   help="check: exit 1 unless every tile of the split is present")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a method into the run store")

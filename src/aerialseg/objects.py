@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 from scipy import ndimage
 
 from aerialseg.data.classes import IGNORE_INDEX
@@ -175,8 +177,10 @@ def count_maps(maps: dict[str, dict[str, np.ndarray]], classes: Sequence[int], *
 def error_overlay(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int], *,
                   min_overlap: float = 0.5, connectivity: int = 8, min_size: int = 1,
                   ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """(H, W) int8 map for figures: 1 = pixel of a spurious segment, 2 = of a missed object,
-    0 = neither (spurious wins where both)."""
+    """(H, W) int8 map for figures: 1 spurious segment, 2 missed object, 0 neither.
+
+    Spurious wins where both occur (different classes).
+    """
     out = np.zeros(np.shape(truth), np.int8)
     for c in classes:
         m = match_class(pred, truth, int(c), min_overlap=min_overlap, connectivity=connectivity,
@@ -184,3 +188,83 @@ def error_overlay(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int], *
         out[np.isin(m.truth_labels, m.missed) & (m.truth_labels > 0)] = 2
         out[np.isin(m.pred_labels, m.spurious) & (m.pred_labels > 0)] = 1
     return out
+
+
+def counts_dataarray(counts: dict[tuple[str, int], np.ndarray],
+                     class_names: Sequence[str]) -> xr.DataArray:
+    """``objects[method, seed, class, kind]`` from ``{(method, seed): (classes, KINDS)}``.
+
+    Missing (method, seed) pairs are NaN.
+    """
+    methods = list(dict.fromkeys(m for m, _ in counts))
+    seeds = sorted({s for _, s in counts})
+    arr = np.full((len(methods), len(seeds), len(class_names), len(KINDS)), np.nan)
+    for (m, s), c in counts.items():
+        arr[methods.index(m), seeds.index(s)] = c
+    return xr.DataArray(arr, dims=("method", "seed", "class", "kind"),
+                        coords={"method": methods, "seed": seeds, "class": list(class_names),
+                                "kind": list(KINDS)}, name="objects")
+
+
+def counts_table(da: xr.DataArray, *, classes: Sequence[str] | None = None,
+                 kinds: Sequence[str] = KINDS) -> pd.DataFrame:
+    """Mean ± std over seeds per method of the counts summed over ``classes`` (default all)."""
+    sel = da if classes is None else da.sel({"class": list(classes)})
+    total = sel.sum("class", min_count=1)
+    rows = {}
+    for m in da["method"].values:
+        row = {}
+        for k in kinds:
+            v = total.sel({"method": m, "kind": k}).values.astype(float)
+            v = v[np.isfinite(v)]
+            row[k] = ("–" if v.size == 0 else f"{v[0]:.0f}" if v.size == 1
+                      else f"{v.mean():.1f} ± {v.std(ddof=1):.1f}")
+        rows[str(m)] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def counts_per_class(da: xr.DataArray, *,
+                     kinds: Sequence[str] = ("objects", "segments", "spurious", "missed")
+                     ) -> pd.DataFrame:
+    """Mean over seeds per class (rows) and (kind, method) (columns)."""
+    mean = da.mean("seed").sel(kind=list(kinds))
+    cols = {(k, str(m)): mean.sel({"kind": k, "method": m}).to_series()
+            for k in kinds for m in da["method"].values}
+    df = pd.DataFrame(cols)
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["kind", "method"])
+    return df
+
+
+def sensitivity_table(maps: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]],
+                      classes: Sequence[int], *, min_sizes: Sequence[int] = (1, 10, 50),
+                      min_overlaps: Sequence[float] = (0.0, 0.5),
+                      kinds: Sequence[str] = ("spurious", "missed"),
+                      connectivity: int = 8) -> pd.DataFrame:
+    """How the counts depend on the matching rule: totals over classes, mean over seeds.
+
+    Args:
+        maps: ``{(method, seed): evaluation maps}`` (``pred`` and ``truth`` per scene).
+        classes: class indices counted.
+        min_sizes: smallest component sizes tried (px).
+        min_overlaps: overlap fractions tried (every combination with ``min_sizes``).
+        kinds: error kinds shown.
+        connectivity: 4 or 8.
+
+    Returns:
+        Rows (min_size, min_overlap), columns (kind, method).
+    """
+    methods = list(dict.fromkeys(m for m, _ in maps))
+    rows = {}
+    for size in min_sizes:
+        for overlap in min_overlaps:
+            per: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+            for (m, _), mp in maps.items():
+                c = count_maps(mp, classes, min_overlap=overlap, connectivity=connectivity,
+                               min_size=size).sum(0)
+                per[m].append(c)
+            rows[(size, overlap)] = {(k, m): float(np.mean([c[KINDS.index(k)] for c in per[m]]))
+                                     for k in kinds for m in methods}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index = pd.MultiIndex.from_tuples(df.index, names=["min_size (px)", "min_overlap"])
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["kind", "method"])
+    return df

@@ -115,7 +115,8 @@ def build_results(records: Iterable[Record], *, chapter: str, profile: str, data
     parts = [_record_dataset(r) for r in records]
     if not parts:
         raise ValueError("no records to write")
-    ds = xr.combine_by_coords(parts, combine_attrs="drop")
+    ds = xr.combine_by_coords(parts, combine_attrs="drop", compat="no_conflicts",
+                           join="outer")
     if "num_parameters" in ds:
         ds["num_parameters"] = ds["num_parameters"].max("seed")
     if "truth_crop" in ds:

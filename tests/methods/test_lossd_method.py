@@ -15,6 +15,7 @@ from aerialseg.losses.distance import (
 )
 from aerialseg.losses.registry import build_loss
 from aerialseg.methods import lossd as m
+from aerialseg.models.registry import build_model
 from aerialseg.runs import RunContext, get_or_train
 
 BANDS = ("ir", "r", "g", "dsm", "ndsm")
@@ -76,7 +77,8 @@ def _context(method: str, labels: list[np.ndarray], size: int, **kw) -> RunConte
     images = [np.zeros((5, *lab.shape), np.float32) for lab in labels]
     ds = SegmentationPatches(images, labels, size=size, overlap=0.5)
     loss = build_loss(cfg.loss, num_classes=6, ignore_index=255, **cfg.loss_kwargs)
-    return RunContext(cfg, None, None, ds, torch.nn.Identity(), loss, torch.device("cpu"))
+    model = build_model(cfg.model, in_channels=5, num_classes=6, **cfg.model_kwargs)
+    return RunContext(cfg, SplitData(DataConfig()), None, ds, model, loss, torch.device("cpu"))
 
 
 def test_setup_caches_maps_that_follow_every_d4_variant():
@@ -127,6 +129,19 @@ def test_cached_maps_give_the_same_loss_and_gradient_as_maps_on_the_crop():
     torch.testing.assert_close(ga, gb)
 
 
+def test_setup_seeds_the_initial_weights():
+    lab = _labels()
+    a = _context("base", [lab], size=24, seed=3)
+    torch.manual_seed(123)  # whatever ran before must not matter
+    b = _context("base_lossd", [lab], size=24, seed=3)
+    c = _context("base", [lab], size=24, seed=4)
+    for ctx in (a, b, c):
+        m.setup(ctx)
+    sa, sb, sc = (x.model.state_dict() for x in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)  # same seed: same start, any loss
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
 def test_setup_rejects_rescaling():
     ctx = _context("base_lossd", [_labels()], size=24, scale_range=(0.5, 2.0))
     with pytest.raises(ValueError, match="scale_range"):
@@ -144,7 +159,7 @@ def test_training_records_loss_time_and_precompute(scene_factory):
 
 
 def test_error_cost_table_known_answers():
-    df = m.error_cost_table((1, 3, 10), max_iter=50, size=41, half=12)
+    df = m.error_cost_table((1, 3, 10), max_iter=50, size=61, half=12)
     for d in (1, 3, 10):
         want = math.log1p(d) / math.log1p(50)
         for kind in ("miss", "spurious"):
@@ -173,6 +188,12 @@ def test_lossd_cost_map_sums_to_the_loss():
     _, active = loss.class_losses(logits.float(), target)
     want = float(loss(logits.float(), target)) * int(active.sum()) * int((lab != 255).sum())
     assert cost.sum() == pytest.approx(want, rel=1e-5)
+    # classes outside ``evaluated`` are ignored in the truth, as in training
+    pred4 = pred.copy()
+    pred4[lab == 4] = 0
+    assert (m.lossd_cost_map(pred4, lab, 6, max_iter=9)[lab == 4] > 0).all()
+    assert (m.lossd_cost_map(pred4, lab, 6, max_iter=9, evaluated=(0, 1, 3))[lab == 4]
+            == 0).all()
 
 
 def test_loss_step_cost_table():
@@ -191,3 +212,64 @@ def test_objective_weights():
     assert BoundaryObjective(6).alpha == 1.0
     with pytest.raises(ValueError, match="base_lossd"):
         m.objective_weights("base", 3)
+
+
+def _results(values: dict[tuple[str, int], float]):
+    import xarray as xr
+
+    methods = list(dict.fromkeys(k[0] for k in values))
+    seeds = sorted({k[1] for k in values})
+    arr = np.full((len(methods), len(seeds), 1, 1, 4), np.nan)
+    for (mm, s), v in values.items():
+        arr[methods.index(mm), seeds.index(s), 0, 0] = [v, v + 0.1, 0.5, 0.2]
+    return xr.Dataset({"scores": (("method", "seed", "protocol", "class", "metric"), arr)},
+                      coords={"method": methods, "seed": seeds, "protocol": ["eroded"],
+                              "class": ["overall"],
+                              "metric": ["iou", "f1", "oa", "boundary_f1"]})
+
+
+def test_paired_gains():
+    ds = _results({("base", 0): 0.50, ("base", 1): 0.60, ("base_lossd", 0): 0.52,
+                   ("base_lossd", 1): 0.64})
+    mean, std = m.paired_gain(ds, "base_lossd", "iou")
+    assert mean == pytest.approx(3.0) and std == pytest.approx(np.std([2.0, 4.0], ddof=1))
+    table = m.gains_vs_base(ds)
+    assert list(table.index) == ["base_lossd − base"]
+    assert table.loc["base_lossd − base", "mIoU"] == "+3.00 ± 1.41"
+    assert table.loc["base_lossd − base", "OA"] == "+0.00 ± 0.00"
+    one = _results({("base", 0): 0.5, ("base_lossd", 0): 0.45})
+    assert m.gains_vs_base(one).loc["base_lossd − base", "mIoU"] == "-5.00"
+
+
+def test_cost_summary_and_loss_times():
+    class Run:
+        def __init__(self, ms):
+            self.history = [{"seconds": 2.0, "loss_ms": ms, "distance_map_seconds": 0.5},
+                            {"seconds": 4.0, "loss_ms": ms + 2}]
+
+    runs = {("base", 0): Run(1.0), ("base_lossd", 0): Run(5.0), ("base_lossd", 1): Run(7.0)}
+    cost = m.cost_summary(runs)
+    assert cost.loc["base_lossd", "loss ms/step (forward)"] == pytest.approx(7.0)
+    assert cost.loc["base", "s/epoch"] == pytest.approx(3.0)
+    da = m.loss_time_dataarray(runs)
+    assert da.sel({"method": "base_lossd", "seed": 1}) == pytest.approx(8.0)
+    assert np.isnan(da.sel({"method": "base", "seed": 1}))
+
+
+def test_label_batch():
+    labs = [_labels(40, 0), _labels(40, 1)]
+    b = m.label_batch(labs, 5, 16)
+    assert b.shape == (5, 16, 16) and b.dtype == torch.int64
+    np.testing.assert_array_equal(b[0].numpy(), labs[0][:16, :16])
+    np.testing.assert_array_equal(b[1].numpy(), labs[1][:16, :16])
+
+
+def test_reported_numbers():
+    from aerialseg.reported_lossd import CLAIMS, PAPER_RESULTS, lossd_abstract_table
+
+    t = lossd_abstract_table()
+    assert t.loc["LoveDA", "base (implied)"] == 54.2
+    assert t.loc["UAVid", "base (implied)"] == 70.0
+    assert t.loc["Potsdam", "base (implied)"] == 93.4 and t.loc["Potsdam", "metric"] == "mF1"
+    assert {r.method for r in PAPER_RESULTS} == {"base", "base_lossd"}
+    assert {(c.metric, c.paper_delta) for c in CLAIMS} == {("f1", 0.7), ("iou", 1.6)}

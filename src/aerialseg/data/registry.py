@@ -1,7 +1,10 @@
-"""Datasets by name: ``load_scenes("synthetic", "train", profile="smoke")``.
+"""Datasets by name: ``load_split(data_config("vaihingen", "smoke"))``.
 
 Each dataset has its own class table and bands; nothing here assumes ISPRS beyond the
-entries themselves. Profiles fill the data defaults (scene counts and sizes).
+entries themselves. Profiles fill the data defaults (scene counts and sizes). Real datasets
+come with named splits (``split_name``); every split separates the tiles trained on from the
+tiles evaluated on, and the library never selects a model on the evaluation tiles (it trains
+for a fixed number of epochs and evaluates the final weights).
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ class DatasetSpec:
     description: str
     loader: Callable[[Path, str, DataConfig], list[Scene]]
     candidate_roots: Callable[[DataConfig], list[Path]]
+    splits: tuple[str, ...] = ()
+    """Named splits (``split_name`` values); the first is the default. Empty: one fixed
+    split."""
+    bands_for: Callable[[DataConfig], tuple[str, ...]] | None = None
+    """Bands for a configuration when they depend on it (Potsdam's ``potsdam_bands``)."""
+
+    def bands_of(self, cfg: DataConfig) -> tuple[str, ...]:
+        """The bands scenes of ``cfg`` carry."""
+        return self.bands_for(cfg) if self.bands_for else self.bands
 
 
 @dataclass(frozen=True)
@@ -36,13 +48,20 @@ class DataConfig:
     """Which data a run uses. Field names double as chapter parameter names.
 
     Attributes:
-        dataset: ``synthetic`` (embedded default), ``dubai``, ``vaihingen``.
+        dataset: ``synthetic`` (embedded default), ``dubai``, ``vaihingen``, ``potsdam``.
         data_root: folder of the dataset; None looks in ``$AERIALSEG_DATA/<dataset>``
             (``data/`` in the checkout) and, for real sets, ``../shared/data``.
         synthetic_train, synthetic_val, synthetic_size, synthetic_seed: generator settings.
         max_scenes: keep at most this many scenes per split (None: all).
         max_size: crop each scene to at most this many pixels per side (None: whole tiles).
         eroded_radius: disk radius of the eroded-boundary protocol.
+        split_name: named split of a real ISPRS dataset (Vaihingen: ``kampffmeyer``, the
+            default, or ``cse_unet``, the same areas; Potsdam: ``cse_unet``, the default, or
+            ``geoseg``); None takes the default. Not used by the other datasets.
+        snap_labels: map label colours outside the palette to the nearest palette colour
+            instead of failing (needed for resampled label files).
+        potsdam_bands: Potsdam bands, a preset (``irrg``: IR, R, G, DSM, nDSM, the default;
+            ``rgb``; ``rgbir``) or names joined by ``+`` (``"r+g+b"``).
     """
 
     dataset: str = "synthetic"
@@ -54,10 +73,24 @@ class DataConfig:
     max_scenes: int | None = None
     max_size: int | None = None
     eroded_radius: int = 3
+    split_name: str | None = None
+    snap_labels: bool = False
+    potsdam_bands: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for hashing and provenance)."""
-        return asdict(self)
+        """Plain dict (for hashing and provenance).
+
+        Fields added after the first release are left out while they hold their defaults,
+        so the run-store hashes of earlier runs stay valid.
+        """
+        d = asdict(self)
+        for k in _LATER_FIELDS:
+            if d[k] is None or d[k] is False:
+                del d[k]
+        return d
+
+
+_LATER_FIELDS = ("split_name", "snap_labels", "potsdam_bands")
 
 
 DATA_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -72,6 +105,12 @@ DATA_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {},
     },
     "vaihingen": {
+        "smoke": {"max_scenes": 2, "max_size": 512},
+        "default": {"max_scenes": None, "max_size": 1024},
+        "full": {},
+    },
+    # Potsdam tiles are 6000 x 6000 px; whole tiles (full) take about 1 GB of memory each
+    "potsdam": {
         "smoke": {"max_scenes": 2, "max_size": 512},
         "default": {"max_scenes": None, "max_size": 1024},
         "full": {},
@@ -92,7 +131,35 @@ def data_config(dataset: str = "synthetic", profile: str = "default",
         raise ValueError(f"unknown data parameter(s) {sorted(unknown)}; valid: {sorted(valid)}")
     values = dict(DATA_PROFILES.get(dataset, {}).get(profile, {}))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    spec = get_spec(dataset)
+    if spec.splits:
+        values["split_name"] = _check_split_name(spec, values.get("split_name"))
+    elif values.get("split_name") is not None:
+        raise ValueError(f"dataset {dataset!r} has one fixed split; split_name applies to "
+                         f"{sorted(n for n, s in DATASETS.items() if s.splits)}")
+    if dataset == "potsdam":
+        from aerialseg.data.isprs import POTSDAM_BAND_PRESETS, parse_potsdam_bands
+
+        bands = values.get("potsdam_bands") or "irrg"
+        names = parse_potsdam_bands(bands)  # fails early on a bad value
+        preset = isinstance(bands, str) and bands.lower() in POTSDAM_BAND_PRESETS
+        values["potsdam_bands"] = bands.lower() if preset else "+".join(names)
+    elif values.get("potsdam_bands") is not None:
+        raise ValueError("potsdam_bands applies to dataset 'potsdam' only; the bands of "
+                         f"{dataset!r} are {spec.bands}")
+    if isinstance(values.get("snap_labels"), str):  # from a command line or environment
+        values["snap_labels"] = values["snap_labels"].strip().lower() in ("1", "true", "yes")
+    if "snap_labels" in values:
+        values["snap_labels"] = bool(values["snap_labels"])
     return replace(DataConfig(dataset=dataset), **values)
+
+
+def _check_split_name(spec: DatasetSpec, name: str | None) -> str:
+    name = spec.splits[0] if name is None else str(name)
+    if name not in spec.splits:
+        raise ValueError(f"unknown split_name {name!r} for dataset {spec.name!r}; choose one "
+                         f"of {list(spec.splits)} (the first is the default)")
+    return name
 
 
 def _synthetic_roots(cfg: DataConfig) -> list[Path]:
@@ -122,7 +189,23 @@ def _real_roots(folder: str) -> Callable[[DataConfig], list[Path]]:
 def _load_vaihingen(root: Path, split: str, cfg: DataConfig) -> list[Scene]:
     from aerialseg.data.isprs import load_vaihingen
 
-    return load_vaihingen(root, split)
+    return load_vaihingen(root, split, split_name=cfg.split_name or "kampffmeyer",
+                          snap_labels=cfg.snap_labels, max_size=cfg.max_size,
+                          max_scenes=cfg.max_scenes)
+
+
+def _load_potsdam(root: Path, split: str, cfg: DataConfig) -> list[Scene]:
+    from aerialseg.data.isprs import load_potsdam
+
+    return load_potsdam(root, split, split_name=cfg.split_name or "cse_unet",
+                        bands=cfg.potsdam_bands, snap_labels=cfg.snap_labels,
+                        max_size=cfg.max_size, max_scenes=cfg.max_scenes)
+
+
+def _potsdam_bands(cfg: DataConfig) -> tuple[str, ...]:
+    from aerialseg.data.isprs import parse_potsdam_bands
+
+    return parse_potsdam_bands(cfg.potsdam_bands)
 
 
 def _load_dubai(root: Path, split: str, cfg: DataConfig) -> list[Scene]:
@@ -143,7 +226,12 @@ DATASETS: dict[str, DatasetSpec] = {
     "vaihingen": DatasetSpec(
         "vaihingen", ISPRS, ("ir", "r", "g", "dsm", "ndsm"),
         "ISPRS Vaihingen 2D semantic labelling (IRRG + DSM + nDSM, 9 cm).",
-        _load_vaihingen, _real_roots("vaihingen")),
+        _load_vaihingen, _real_roots("vaihingen"), splits=("kampffmeyer", "cse_unet")),
+    "potsdam": DatasetSpec(
+        "potsdam", ISPRS, ("ir", "r", "g", "dsm", "ndsm"),
+        "ISPRS Potsdam 2D semantic labelling (RGB/IRRG/RGBIR + DSM + nDSM, 5 cm).",
+        _load_potsdam, _real_roots("potsdam"), splits=("cse_unet", "geoseg"),
+        bands_for=_potsdam_bands),
 }
 
 
@@ -164,6 +252,12 @@ def _crop(scene: Scene, max_size: int) -> Scene:
                    eval_mask=None if scene.eval_mask is None else scene.eval_mask[sl])
 
 
+def dataset_root(cfg: DataConfig) -> Path:
+    """The folder ``cfg`` reads from: the first candidate root that exists, else the first."""
+    roots = get_spec(cfg.dataset).candidate_roots(cfg)
+    return next((r for r in roots if r.exists()), roots[0])
+
+
 def load_scenes(cfg: DataConfig, split: str) -> list[Scene]:
     """Load the ``split`` (``"train"`` or ``"val"``) scenes of ``cfg.dataset``.
 
@@ -173,9 +267,7 @@ def load_scenes(cfg: DataConfig, split: str) -> list[Scene]:
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     spec = get_spec(cfg.dataset)
-    roots = spec.candidate_roots(cfg)
-    root = next((r for r in roots if r.exists()), roots[0])
-    scenes = spec.loader(root, split, cfg)
+    scenes = spec.loader(dataset_root(cfg), split, cfg)
     if cfg.max_scenes is not None:
         scenes = scenes[: cfg.max_scenes]
     out = []
@@ -203,8 +295,11 @@ class SplitData:
 
     @property
     def bands(self) -> tuple[str, ...]:
-        """Bands the dataset provides."""
-        return get_spec(self.cfg.dataset).bands
+        """Bands the scenes carry (for Potsdam they follow ``potsdam_bands``)."""
+        scenes = self.train + self.val
+        if scenes:
+            return tuple(scenes[0].band_names)
+        return get_spec(self.cfg.dataset).bands_of(self.cfg)
 
 
 def load_split(cfg: DataConfig) -> SplitData:

@@ -55,14 +55,18 @@ _RFB = {"rfb_dilations": (7, 5, 3, 1), "rfb_stack": (3, 2, 1, 1),
         "rfb_stack_kernels": (3, 3, 3, 1), "rfb_mode": "sequential"}
 
 # CPU profiles: narrow networks and short training (the chapter says so); full = paper.
+# default: 112 iterations of batch 4 on 96 px crops, about 330 CPU-seconds for 5 models x
+# 2 seeds (the smp ResNet-34 U-Net is about a third of it). At base_width 8 the U-Nets were
+# still far from converged after this many steps (whole classes missed by one seed or the
+# other); 16 learns enough to compare.
 _UNET_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"epochs": 1, "samples_per_epoch": 8, "crop_size": 64, "base_width": 8},
-    "default": {"epochs": 6, "samples_per_epoch": 48, "crop_size": 128, "base_width": 8},
+    "smoke": {"epochs": 1, "samples_per_epoch": 4, "crop_size": 64, "base_width": 8},
+    "default": {"epochs": 8, "samples_per_epoch": 56, "crop_size": 96, "base_width": 16},
     "full": {},
 }
 _SMP_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"epochs": 1, "samples_per_epoch": 8, "crop_size": 64},
-    "default": {"epochs": 6, "samples_per_epoch": 48, "crop_size": 128},
+    "smoke": {"epochs": 1, "samples_per_epoch": 4, "crop_size": 64},
+    "default": {"epochs": 8, "samples_per_epoch": 56, "crop_size": 96},
     "full": {},
 }
 
@@ -103,11 +107,12 @@ METHODS: dict[str, MethodSpec] = {
 
 
 def paper_epoch(ctx: RunContext) -> list[Callback]:
-    """With ``samples_per_epoch=None``, make an epoch the paper's: every tile cut into
-    non-overlapping ``crop_size`` crops once (random crops stand in for the fixed ones).
+    """Setup hook: with ``samples_per_epoch=None`` an epoch is the paper's epoch.
 
-    The random-crop sampler would otherwise draw a fixed 64 crops per epoch. Returns no
-    callbacks; only the epoch length changes.
+    That is, as many random crops as the training tiles hold non-overlapping ``crop_size``
+    crops (random crops stand in for the paper's fixed ones). The random-crop sampler
+    would otherwise draw a fixed 64 crops per epoch. Returns no callbacks; only the epoch
+    length changes.
     """
     t = ctx.cfg.train
     if t.samples_per_epoch is None and t.sampler == "random_crop":
@@ -155,16 +160,26 @@ def count_parameters(method: str, *, profile: str, in_channels: int, num_classes
 
 
 def parameter_table(methods: Sequence[str], *, profile: str, in_channels: int,
-                    num_classes: int, **overrides: Any) -> pd.DataFrame:
-    """Parameters (millions) at the profile's width and at the paper's (``full``) width."""
+                    num_classes: int, paper_io: tuple[int, int] | None = (3, 5),
+                    **overrides: Any) -> pd.DataFrame:
+    """Parameters (millions) at the profile's width and at the paper's (``full``) width.
+
+    With ``paper_io=(bands, classes)`` a third column counts the full-width model for that
+    input/output (3 bands, 5 classes: the setting of methods.md's reference counts).
+    """
     rows = {}
     for m in methods:
-        rows[m] = {
+        row = {
             f"{profile} (M)": count_parameters(m, profile=profile, in_channels=in_channels,
                                                num_classes=num_classes, **overrides) / 1e6,
             "paper width (M)": count_parameters(m, profile="full", in_channels=in_channels,
                                                 num_classes=num_classes) / 1e6,
         }
+        if paper_io is not None:
+            row[f"paper width, {paper_io[0]} bands, {paper_io[1]} classes (M)"] = (
+                count_parameters(m, profile="full", in_channels=paper_io[0],
+                                 num_classes=paper_io[1]) / 1e6)
+        rows[m] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -180,10 +195,11 @@ def _stat(ds: xr.Dataset, method: str, metric: str, cls: str, protocol: str
 
 def ablation_table(ds: xr.Dataset, *, protocol: str = "eroded",
                    reference: str = "unet_plain") -> pd.DataFrame:
-    """Our Table 1: mIoU, mF1, OA (mean and std over seeds, %) and the change against
-    ``reference``, beside the paper's Vaihingen mIoU/mF1 and its change.
+    """Our Table 1 beside the paper's Vaihingen columns.
 
-    Rows are the ablation methods present in ``ds`` in Table 1 order.
+    mIoU, mF1, OA (mean and std over seeds, %) and the change in mIoU against
+    ``reference``, beside the paper's Vaihingen mIoU/mF1 and its change. Rows are the
+    ablation methods present in ``ds``, in Table 1 order.
     """
     present = [m for m in ABLATION if m in ds["method"].values]
     if reference not in present:
@@ -218,7 +234,7 @@ def iou_f1_table(ds: xr.Dataset, methods: Sequence[str], *, protocol: str = "ero
         for c in classes:
             iou = _stat(ds, m, "iou", c, protocol)[0]
             f1 = _stat(ds, m, "f1", c, protocol)[0]
-            cells[c] = f"{iou:.2f}/{f1:.2f}"
+            cells[c] = f"{iou:.2f}/{f1:.2f}" if np.isfinite(iou) else "–"  # class absent
         cells["mIoU"] = f"{_stat(ds, m, 'iou', 'overall', protocol)[0]:.2f}"
         cells["mF1"] = f"{_stat(ds, m, 'f1', 'overall', protocol)[0]:.2f}"
         cells["OA"] = f"{_stat(ds, m, 'oa', 'overall', protocol)[0]:.2f}"
@@ -227,13 +243,16 @@ def iou_f1_table(ds: xr.Dataset, methods: Sequence[str], *, protocol: str = "ero
 
 
 def cost_table(ds: xr.Dataset, *, profile: str, in_channels: int, num_classes: int,
-               **overrides: Any) -> pd.DataFrame:
-    """Parameters (at the profile's and the paper's width), training time and inference
-    throughput per method, from the results file (seed means)."""
+               paper_io: tuple[int, int] | None = None, **overrides: Any) -> pd.DataFrame:
+    """Parameters, training time and inference throughput per method.
+
+    Parameters at the profile's and the paper's width (see :func:`parameter_table`); times
+    from the results file (``train_seconds``, ``pixels_per_second``; seed means).
+    """
     methods = [str(m) for m in ds["method"].values]
     df = parameter_table(methods, profile=profile, in_channels=in_channels,
-                         num_classes=num_classes, **overrides)
-    df["train (s)"] = [float(ds["train_seconds"].sel(method=m).mean()) for m in methods]
-    df["inference (Mpx/s)"] = [float(ds["pixels_per_second"].sel(method=m).mean()) / 1e6
+                         num_classes=num_classes, paper_io=paper_io, **overrides)
+    df["train (s)"] = [float(ds["train_seconds"].sel({"method": m}).mean()) for m in methods]
+    df["inference (Mpx/s)"] = [float(ds["pixels_per_second"].sel({"method": m}).mean()) / 1e6
                                for m in methods]
     return df

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -357,6 +358,22 @@ def load_init_weights(model: nn.Module, init_run: str, cfg: RunConfig) -> dict[s
     return saved["meta"]
 
 
+def _seeded_init(ctx: Any) -> None:
+    """Re-initialise the model from the run's seed.
+
+    The run store builds the model before any seeding, and importing smp/timm seeds torch
+    from the clock, so without this the initial weights (and the trained model) would differ
+    between processes for the same configuration.
+    """
+    from aerialseg.models.registry import build_model
+    from aerialseg.utils import set_seed
+
+    set_seed(ctx.cfg.train.seed)
+    fresh = build_model(ctx.cfg.model, in_channels=len(ctx.cfg.in_bands),
+                        num_classes=ctx.data.classes.num_classes, **ctx.cfg.model_kwargs)
+    ctx.model.load_state_dict(fresh.state_dict())
+
+
 def setup_efm(ctx: Any) -> list[Callback]:
     """Setup hook of every EFM-chapter method (``ctx``: :class:`aerialseg.runs.RunContext`).
 
@@ -366,6 +383,7 @@ def setup_efm(ctx: Any) -> list[Callback]:
     from aerialseg.runs import run_path
 
     kw, cfg = ctx.cfg.loss_kwargs, ctx.cfg
+    _seeded_init(ctx)
     if ctx.cfg.method.endswith(("_ft", "_ctrl")) and not kw.get("init_run"):
         raise ValueError(f"{cfg.method} fine-tunes an earlier stage: pass "
                          "init_run=<run.path.name of the stage-2 (ft) or stage-1 (ctrl) run>")
@@ -392,3 +410,186 @@ def setup_efm(ctx: Any) -> list[Callback]:
                                     every=every, epochs=cfg.train.epochs, mix_alpha=mix,
                                     sigma=sigma, scene=scene.name))
     return callbacks
+
+
+# --------------------------------------------------------------------------- chapter plumbing
+
+SEEDS_BY_PROFILE = {"smoke": (0,), "default": (0,), "full": (0, 1, 2)}
+"""The chapter's seeds when its ``seeds`` parameter is None (eight trainings per seed)."""
+_SCRATCH_KEYS = ("encoder", "epochs", "batch_size", "samples_per_epoch", "crop_size", "lr")
+_FT_KEYS = ("encoder", "batch_size", "samples_per_epoch", "crop_size", "ema_decay")
+_WEIGHT_KEYS = ("efm_boundary_gamma", "topk_fraction", "label_smoothing", "lambda_ce",
+                "lambda_dice")
+_MAP_KEYS = ("efm_mix_alpha", "efm_focus_alpha", "efm_focus_beta", "efm_sigma",
+             "efm_weight_form", "efm_every", "efm_source")
+
+
+def stage_overrides(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Route a chapter's parameters to each stage's method parameters.
+
+    Stage 1/2 take ``epochs`` and ``lr``; the fine-tuning stages take ``finetune_epochs`` and
+    ``finetune_lr`` as their ``epochs`` and ``lr``. Map parameters go only to the stages with
+    EFM (``efm_start_epoch`` only to stage 2: stage 3 always refreshes from its first epoch),
+    so changing them never retrains the baseline or the control. ``None`` values are kept
+    (they mean "the profile's default").
+    """
+    def pick(keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: params.get(k) for k in keys}
+
+    scratch = pick(_SCRATCH_KEYS)
+    ft = pick(_FT_KEYS) | {"epochs": params.get("finetune_epochs"),
+                           "lr": params.get("finetune_lr")}
+    weights, maps = pick(_WEIGHT_KEYS), pick(_MAP_KEYS)
+    return {
+        "base": scratch | weights,
+        "efm": scratch | weights | maps | {"efm_start_epoch": params.get("efm_start_epoch")},
+        "ft": ft | weights | maps,
+        "ctrl": ft | weights,
+        "cedice": scratch | {"label_smoothing": params.get("label_smoothing")},
+    }
+
+
+# --------------------------------------------------------------------------- results
+
+PAPER_COLUMNS = ("Acc", "Prec", "Rec", "IoU", "F1")
+
+
+def _evaluated_indices(ds: Any) -> list[int]:
+    names = [str(c) for c in ds["class"].values]
+    flags = ([bool(v) for v in ds["evaluated"].values] if "evaluated" in ds.coords
+             else [True] * len(names))
+    return [i for i, (n, e) in enumerate(zip(names, flags, strict=True))
+            if n != "overall" and e]
+
+
+def support_weighted(ds: Any, *, protocol: str = "full") -> pd.DataFrame:
+    """The paper's metrics from our confusion matrices: rows (method, seed), fractions.
+
+    ``Acc`` = overall accuracy; ``Prec``, ``Rec``, ``IoU``, ``F1`` = per-class values
+    averaged with the truth support of the evaluated classes as weights
+    (:func:`aerialseg.metrics.scores`), so ``Rec`` equals ``Acc`` as in the paper's tables.
+    """
+    from aerialseg.metrics import scores
+
+    ev = _evaluated_indices(ds)
+    rows = {}
+    for m in ds["method"].values:
+        for s in ds["seed"].values:
+            cm = ds["confusion"].sel({"method": m, "seed": s, "protocol": protocol}).values
+            if not np.isfinite(cm).all() or cm.sum() == 0:
+                continue  # this method was not run with this seed
+            sc = scores(cm.astype(np.int64), ev)
+            rows[(str(m), int(s))] = {
+                "Acc": sc["oa"], "Prec": sc["weighted_precision"],
+                "Rec": sc["weighted_recall"], "IoU": sc["weighted_iou"],
+                "F1": sc["weighted_f1"]}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.names = ["method", "seed"]
+    return df
+
+
+def _split_method(method: str) -> tuple[str, str]:
+    for arch in ARCHS:
+        for stage in STAGES:
+            if method == method_name(arch, stage):
+                return arch, stage
+    raise ValueError(f"{method!r} is not an EFM-chapter method name")
+
+
+def paper_style_table(ds: Any, *, protocol: str = "full", scale: float = 100.0
+                      ) -> pd.DataFrame:
+    """Ours (mean over seeds) beside the paper's Tables 1-2, indexed by (model, stage)."""
+    from aerialseg.reported_efm import EFM_TABLES, STAGE_TITLES
+
+    ours = support_weighted(ds, protocol=protocol).groupby("method").mean()
+    rows = {}
+    for method, vals in ours.iterrows():
+        arch, stage = _split_method(str(method))
+        paper = EFM_TABLES.get((arch, stage), {})
+        row = {("ours", k): scale * vals[k] for k in PAPER_COLUMNS}
+        row |= {("paper", k): scale * paper[k] if paper else np.nan for k in PAPER_COLUMNS}
+        rows[(arch, STAGE_TITLES[stage])] = row
+    order = [(a, STAGE_TITLES[s]) for a in ARCHS for s in STAGES if (a, STAGE_TITLES[s]) in rows]
+    df = pd.DataFrame.from_dict(rows, orient="index").reindex(order)
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    df.index.names = ["model", "stage"]
+    return df
+
+
+COMPARISONS = (("efm", "base", "+EFM - baseline"), ("ft", "base", "fine-tune - baseline"),
+               ("ctrl", "base", "control - baseline"), ("ft", "ctrl", "fine-tune - control"))
+"""(stage, reference, label): "fine-tune - control" is the gain attributable to EFM."""
+
+
+def stage_gains(ds: Any, *, scale: float = 100.0) -> pd.DataFrame:
+    """Paired (per-seed) gains between stages, in points, mean and sd over seeds.
+
+    Rows (model, comparison); columns: ``weighted IoU`` (full ground truth, the paper's
+    metric), ``mIoU``, ``mean F1`` and ``OA`` (eroded ground truth, the ISPRS protocol), each
+    with an `` sd`` column (NaN with one seed), ``seeds`` and the paper's IoU gain where the
+    paper has both stages.
+    """
+    from aerialseg.reported_efm import efm_paper_gains
+
+    sw = support_weighted(ds, protocol="full")["IoU"]
+    sc = ds["scores"].sel({"protocol": "eroded", "class": "overall"})
+    def macro(metric: str) -> Any:
+        return lambda m, s: float(sc.sel({"method": m, "seed": s, "metric": metric}))
+
+    metrics = {"weighted IoU": lambda m, s: sw.get((m, s), np.nan), "mIoU": macro("iou"),
+               "mean F1": macro("f1"), "OA": macro("oa")}
+    methods = {str(m) for m in ds["method"].values}
+    paper = efm_paper_gains("IoU")
+    rows = {}
+    for arch in ARCHS:
+        for stage, ref, label in COMPARISONS:
+            a, b = method_name(arch, stage), method_name(arch, ref)
+            if a not in methods or b not in methods:
+                continue
+            row: dict[str, float] = {}
+            for name, get in metrics.items():
+                d = np.array([get(a, int(s)) - get(b, int(s)) for s in ds["seed"].values])
+                d = scale * d[np.isfinite(d)]
+                row[name] = float(d.mean()) if d.size else np.nan
+                row[f"{name} sd"] = float(d.std(ddof=1)) if d.size > 1 else np.nan
+                row["seeds"] = float(d.size)
+            row["paper IoU"] = paper[arch].get(stage, np.nan) if ref == "base" else np.nan
+            rows[(arch, label)] = row
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.names = ["model", "comparison"]
+    return df
+
+
+def write_chapter_results(ch: Any) -> tuple[Any, pd.DataFrame]:
+    """Write the chapter's results file with the stage gains as an attribute.
+
+    Returns:
+        The results Dataset and :func:`stage_gains` of it.
+    """
+    from aerialseg.results import build_results
+
+    preview = build_results(ch.records, chapter=ch.name, profile=ch.profile,
+                            dataset=ch.dataset, params=ch.params, device=str(ch.device),
+                            hardware=ch.hardware, wall_seconds=ch.wall)
+    gains = stage_gains(preview)
+    records = [{"model": m, "comparison": c, **{k: float(v) for k, v in row.items()}}
+               for (m, c), row in gains.iterrows()]
+    return ch.write_results(extra_attrs={"stage_gains": records}), gains
+
+
+def stage_methods(archs: Any, stages: Any = STAGES) -> list[str]:
+    """Method names in chapter order: per architecture, the stages in ``stages`` order."""
+    return [method_name(a, s) for a in archs for s in stages]
+
+
+def format_gains(gains: pd.DataFrame,
+                 metrics: tuple[str, ...] = ("weighted IoU", "mIoU", "mean F1", "OA")
+                 ) -> pd.DataFrame:
+    """:func:`stage_gains` for display: ``+m.mm ± s.ss`` per metric, plus the paper's gain."""
+    out = pd.DataFrame(index=gains.index)
+    for m in metrics:
+        sd = gains[f"{m} sd"]
+        out[m] = [f"{v:+.2f}" + (f" ± {s:.2f}" if np.isfinite(s) else "")
+                  for v, s in zip(gains[m], sd, strict=True)]
+    out["paper IoU"] = [f"{v:+.2f}" if np.isfinite(v) else "–" for v in gains["paper IoU"]]
+    return out

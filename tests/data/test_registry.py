@@ -1,0 +1,86 @@
+"""The dataset registry: profiles, named splits, Potsdam bands, hashing stability."""
+
+import pytest
+from isprs_fixtures import build_potsdam_fixture, official_vaihingen
+
+from aerialseg.data.registry import (
+    DATA_PROFILES,
+    DATASETS,
+    DataConfig,
+    data_config,
+    get_spec,
+    load_split,
+)
+
+# the keys every DataConfig.to_dict() had before named splits existed: run-store hashes of
+# runs trained then must not change
+FIRST_RELEASE_KEYS = {"dataset", "data_root", "synthetic_train", "synthetic_val",
+                      "synthetic_size", "synthetic_seed", "max_scenes", "max_size",
+                      "eroded_radius"}
+
+
+@pytest.fixture(scope="module")
+def vaihingen_official(tmp_path_factory):
+    """Read-only folder in the official Vaihingen layout, from the real samples."""
+    return official_vaihingen(tmp_path_factory)
+
+
+def test_every_dataset_has_every_profile():
+    assert set(DATASETS) == {"synthetic", "dubai", "vaihingen", "potsdam"}
+    for name in DATASETS:
+        assert set(DATA_PROFILES[name]) == {"smoke", "default", "full"}
+
+
+def test_new_fields_do_not_change_existing_hashes():
+    for ds in ("synthetic", "dubai"):
+        assert set(data_config(ds, "smoke").to_dict()) == FIRST_RELEASE_KEYS
+    assert set(DataConfig().to_dict()) == FIRST_RELEASE_KEYS
+    d = data_config("vaihingen", "smoke").to_dict()
+    assert d["split_name"] == "kampffmeyer" and "snap_labels" not in d
+    assert data_config("vaihingen", "smoke", snap_labels=True).to_dict()["snap_labels"] is True
+
+
+def test_split_names_are_resolved_and_validated():
+    assert data_config("vaihingen").split_name == "kampffmeyer"
+    assert data_config("vaihingen", split_name="cse_unet").split_name == "cse_unet"
+    assert data_config("potsdam").split_name == "cse_unet"
+    assert data_config("potsdam", split_name="geoseg").split_name == "geoseg"
+    assert get_spec("potsdam").splits == ("cse_unet", "geoseg")
+    with pytest.raises(ValueError, match=r"unknown split_name 'geoseg' for dataset 'vaihingen'"):
+        data_config("vaihingen", split_name="geoseg")
+    with pytest.raises(ValueError, match="one fixed split"):
+        data_config("synthetic", split_name="kampffmeyer")
+
+
+def test_potsdam_bands_option():
+    assert data_config("potsdam").potsdam_bands == "irrg"
+    assert data_config("potsdam", potsdam_bands="RGB").potsdam_bands == "rgb"
+    assert data_config("potsdam", potsdam_bands=["r", "g", "b"]).potsdam_bands == "r+g+b"
+    assert get_spec("potsdam").bands_of(data_config("potsdam", potsdam_bands="rgbir")) == (
+        "r", "g", "b", "ir", "dsm", "ndsm")
+    with pytest.raises(ValueError, match="potsdam_bands"):
+        data_config("potsdam", potsdam_bands="rgbx")
+    with pytest.raises(ValueError, match="potsdam_bands applies to dataset .potsdam. only"):
+        data_config("vaihingen", potsdam_bands="rgb")
+
+
+def test_vaihingen_through_the_registry_with_profiles(vaihingen_official):
+    root = str(vaihingen_official)
+    smoke = load_split(data_config("vaihingen", "smoke", data_root=root))
+    assert len(smoke.train) == 2 and max(s.shape[0] for s in smoke.val) == 512
+    one = load_split(data_config("vaihingen", "smoke", data_root=root, max_scenes=1,
+                                 max_size=64))
+    assert [s.name for s in one.train] == ["area1"] and one.train[0].shape == (64, 64)
+    assert one.val[0].eval_mask is not None
+
+
+def test_potsdam_through_the_registry(tmp_path):
+    root = build_potsdam_fixture(tmp_path / "potsdam")
+    data = load_split(data_config("potsdam", "smoke", data_root=str(root),
+                                  potsdam_bands="rgb"))
+    assert data.bands == ("r", "g", "b", "dsm", "ndsm")
+    assert [s.name for s in data.train] == ["tile2_10", "tile2_11"]
+    assert [s.name for s in data.val] == ["tile2_12", "tile3_12"]
+    full = load_split(data_config("potsdam", "full", data_root=str(root)))
+    assert len(full.train) == 18 and len(full.val) == 5
+    assert data.classes.name == "isprs"
