@@ -128,7 +128,7 @@ METHODS = uce.METHOD_NAMES  # ce_dropout, uce_a1, uce_a10
 # prediction, the argmax of the mean of the test-time MC passes. *Scaled down on a CPU*
 # (`smoke`, `default`): the encoder stops after its third (`default`) or second
 # (`smoke`) ResNet stage, the decoder has fewer channels, the ASPP rates shrink with the
-# crop ($2, 4, 6$ instead of $12, 24, 36$: the crops are 6-8 times smaller) and U-CE
+# crop ($2, 4, 6$ instead of $12, 24, 36$: the crops are 5-8 times smaller than 512 px) and U-CE
 # draws fewer passes; the resolved values are printed below.
 
 # %%

@@ -204,8 +204,12 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
     else:
         ddp_model = model
         sampler = EpochSampler(len(dataset), cfg.samples_per_epoch, cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=False,
-                        num_workers=0)
+    # a last batch of one sample breaks batch norm in train mode (e.g. DeepLabV3+'s ASPP
+    # pooling): drop it, and only it
+    n = len(sampler)  # type: ignore[arg-type]
+    drop_last = n > 1 and cfg.batch_size > 1 and n % cfg.batch_size == 1
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                        drop_last=drop_last, num_workers=0)
     optimizer = build_optimizer(ddp_model, cfg)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     state = TrainState(model=ddp_model, loss_fn=loss_fn.to(device), optimizer=optimizer,

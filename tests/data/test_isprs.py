@@ -414,7 +414,7 @@ def test_official_layout_fixture_reads_through_the_registry(vaihingen_official):
     assert [s.name for s in data.val] == ["area11", "area15"]
     assert data.bands == ("ir", "r", "g", "dsm", "ndsm")
     assert all(s.eval_mask is not None for s in data.train + data.val)
-    assert data.val[1].shape == (512, 479)  # cropped to the smoke profile's max_size
+    assert data.val[1].shape == (256, 256)  # cropped to the smoke profile's max_size
 
 
 # ------------------------------------------------ chapters on the official-layout fixture

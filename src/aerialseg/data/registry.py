@@ -104,14 +104,15 @@ DATA_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "default": {"max_scenes": 12, "max_size": 512},
         "full": {},
     },
+    # smoke: as small as the synthetic smoke scenes, so chapters keep their smoke budgets
     "vaihingen": {
-        "smoke": {"max_scenes": 2, "max_size": 512},
+        "smoke": {"max_scenes": 2, "max_size": 256},
         "default": {"max_scenes": None, "max_size": 1024},
         "full": {},
     },
     # Potsdam tiles are 6000 x 6000 px; whole tiles (full) take about 1 GB of memory each
     "potsdam": {
-        "smoke": {"max_scenes": 2, "max_size": 512},
+        "smoke": {"max_scenes": 2, "max_size": 256},
         "default": {"max_scenes": None, "max_size": 1024},
         "full": {},
     },
