@@ -282,6 +282,9 @@ order_ours = " < ".join(abl["mIoU"].sort_values().index)
 order_paper = " < ".join(abl["paper mIoU"].sort_values().index)
 spread = float(np.nanmax(abl["mIoU sd"])) if abl["mIoU sd"].notna().any() else float("nan")
 beyond = [r for r in abl.index[1:] if np.isfinite(spread) and abs(ours_delta[r]) > 2 * spread]
+signs = {bool(ours_delta[r] * paper_delta[r] > 0) for r in beyond}
+agree = {frozenset({True}): "same", frozenset({False}): "opposite"}.get(frozenset(signs),
+                                                                        "mixed")
 sc = ds["scores"].sel(protocol="eroded", **{"class": "overall"})
 
 
@@ -304,6 +307,13 @@ lines = [
     (f"- Largest seed standard deviation of a row's mIoU: {spread:.1f} points; changes larger "
      f"than twice that: {', '.join(beyond) if beyond else 'none'}."
      if np.isfinite(spread) else "- One seed only: no seed spread to judge the changes by."),
+    ("- Verdict: with one seed there is no spread to judge the changes by; run several "
+     "seeds before reading anything into them." if not np.isfinite(spread) else
+     "- Verdict: no change of the ablation stands out from the seed spread, so this run "
+     "neither confirms nor refutes the paper's Table 1; that needs longer training (profile "
+     "`full`) on the real data." if not beyond else
+     f"- Verdict: {', '.join(beyond)} differ(s) from the U-Net by more than twice the seed "
+     f"spread, in the {agree} direction as in the paper."),
     f"- smp U-Net (ResNet-34, from scratch): mIoU {miou(cse.BASELINE):.1f} % against "
     f"{miou('cse_unet'):.1f} % for CSE-UNet, with {full[cse.BASELINE]:.1f} M against "
     f"{full['cse_unet']:.1f} M parameters at full width.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from aerialseg.reported import ISPRS5
+from aerialseg.reported import ISPRS5, Claim, PaperResult
 
 TABLE1: dict[str, dict[str, float]] = {
     # Ablation; Potsdam and Vaihingen mIoU / mF1.
@@ -135,3 +135,45 @@ def mazur_table() -> pd.DataFrame:
     df = pd.DataFrame.from_dict(MAZUR_RUNS, orient="index")
     df.columns = ["valid accuracy", "Jaccard (multi)", "note"]
     return df
+
+
+_SOURCE = "Wang & Xie 2020"
+_VAIHINGEN = ("ISPRS Vaihingen, validation areas 11/15/28/30/34, 5 classes "
+              "(eroded GT not stated)")
+
+
+def _paper_results() -> list[PaperResult]:
+    out = []
+    for ours, row in ABLATION_ROWS.items():
+        values = {("overall", "iou"): TABLE1[row]["vaihingen_miou"],
+                  ("overall", "f1"): TABLE1[row]["vaihingen_mf1"]}
+        table = "Table 1"
+        if row in TABLE3:  # per-class IoU/F1 and OA only for the rows of Table 3
+            t3 = TABLE3[row]
+            values |= {(c, m): t3[c][i] for c in ISPRS5  # type: ignore[index]
+                       for i, m in enumerate(("iou", "f1"))}
+            values[("overall", "oa")] = float(t3["oa"])  # type: ignore[arg-type]
+            table = "Tables 1 and 3"
+        out.append(PaperResult(ours, f"{_SOURCE}, {table}", _VAIHINGEN, values))
+    return out
+
+
+def _claims() -> list[Claim]:
+    base = TABLE1["unet"]["vaihingen_miou"]
+    texts = {"unet_dual_path": "the dual-path encoder raises mIoU over the U-Net",
+             "unet_rfb": "the RFB skip pathways raise mIoU over the U-Net",
+             "cse_unet": "CSE-UNet (both additions) raises mIoU over the U-Net"}
+    claims = [Claim(_SOURCE, text, ours, "unet_plain", "overall", "iou",
+                    round(TABLE1[ABLATION_ROWS[ours]]["vaihingen_miou"] - base, 2))
+              for ours, text in texts.items()]
+    car = TABLE3["cse_unet"]["car"][0] - TABLE3["unet"]["car"][0]  # type: ignore[index]
+    claims.append(Claim(_SOURCE, "CSE-UNet raises car IoU over the U-Net", "cse_unet",
+                        "unet_plain", "car", "iou", round(car, 2)))
+    return claims
+
+
+PAPER_RESULTS = _paper_results()
+"""The paper's Vaihingen numbers per method of ours, for ``aerialseg.reported``."""
+
+CLAIMS = _claims()
+"""The paper's ablation claims (Vaihingen, Table 1; car IoU from Table 3)."""

@@ -84,3 +84,17 @@ def test_potsdam_through_the_registry(tmp_path):
     full = load_split(data_config("potsdam", "full", data_root=str(root)))
     assert len(full.train) == 18 and len(full.val) == 5
     assert data.classes.name == "isprs"
+
+
+def test_overlapping_splits_are_refused(tmp_path):
+    import json
+
+    from aerialseg.data.synthetic import write_synthetic
+
+    root = write_synthetic(tmp_path / "syn", n_train=1, n_val=1, size=64, seed=0)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["splits"]["val"] = manifest["splits"]["train"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    # read with the Vaihingen reader, which follows a manifest's splits
+    with pytest.raises(ValueError, match=r"tiles \['area1'\] are in both"):
+        load_split(data_config("vaihingen", "smoke", data_root=str(root)))

@@ -86,8 +86,10 @@ def test_parameter_counts_at_paper_width_match_methods_md():
     # independent additions: their increments add up
     assert counts[3] - counts[0] == (counts[1] - counts[0]) + (counts[2] - counts[0])
     # the CPU profile is much smaller, and an explicit width is honoured
-    assert cse.count_parameters("cse_unet", profile="default", in_channels=3,
+    assert cse.count_parameters("cse_unet", profile="smoke", in_channels=3,
                                 num_classes=5) < 1e6
+    assert cse.count_parameters("cse_unet", profile="default", in_channels=3,
+                                num_classes=5) < 3e6
     assert cse.count_parameters("cse_unet", profile="smoke", in_channels=3, num_classes=5,
                                 base_width=64) == 34_570_821
 
@@ -233,3 +235,21 @@ def test_iou_f1_and_cost_tables():
     assert cost.loc["cse_unet", "train (s)"] == pytest.approx(11.0)
     assert cost.loc["cse_unet", "inference (Mpx/s)"] == pytest.approx(2.0)
     assert cost.loc["cse_unet", "paper width (M)"] > cost.loc["unet_plain", "paper width (M)"]
+
+
+def test_paper_results_and_claims_for_the_comparison():
+    results = {r.method: r for r in reported_cse.PAPER_RESULTS}
+    assert set(results) == set(cse.ABLATION)
+    assert results["cse_unet"].values[("car", "iou")] == 58.51
+    assert results["unet_plain"].values[("overall", "oa")] == 81.08
+    assert results["unet_rfb"].values == {("overall", "iou"): 68.38, ("overall", "f1"): 80.76}
+    methods = all_methods()
+    for c in reported_cse.CLAIMS:
+        assert c.method in methods and c.baseline == "unet_plain" and c.paper_delta > 0
+    deltas = {(c.method, c.cls): c.paper_delta for c in reported_cse.CLAIMS}
+    assert deltas[("cse_unet", "overall")] == pytest.approx(5.12)
+    assert deltas[("cse_unet", "car")] == pytest.approx(15.15)
+    # the shared collector finds them
+    from aerialseg import reported
+
+    assert any(r.source.startswith("Wang & Xie") for r in reported.all_paper_results())

@@ -403,7 +403,7 @@ def read_raster(path: Path, max_size: int | None = None) -> np.ndarray:
     """Read a raster as (H, W) or (H, W, C), cropped to the top-left ``max_size`` square.
 
     Planar TIFFs are brought to channels-last and palette TIFFs/PNGs to RGB. Uncompressed
-    TIFFs (as ISPRS ships them) are memory-mapped when cropping, so only the window is read.
+    TIFFs are memory-mapped when cropping, so only the window is read from disk.
     """
     path = Path(path)
     win = slice(0, max_size) if max_size is not None else slice(None)

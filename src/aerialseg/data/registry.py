@@ -304,5 +304,10 @@ class SplitData:
 
 
 def load_split(cfg: DataConfig) -> SplitData:
-    """Load both splits."""
-    return SplitData(cfg, load_scenes(cfg, "train"), load_scenes(cfg, "val"))
+    """Load both splits; a tile in both would leak evaluation data into training."""
+    train, val = load_scenes(cfg, "train"), load_scenes(cfg, "val")
+    both = sorted({s.name for s in train} & {s.name for s in val})
+    if both:
+        raise ValueError(f"{cfg.dataset}: tiles {both} are in both the train and the val split;"
+                         " the splits must be disjoint")
+    return SplitData(cfg, train, val)
