@@ -12,6 +12,8 @@ Schema (dims in brackets):
 - optional ``accuracy``/``coverage[method, seed, uncertainty, threshold]`` and
   ``coverage_at[method, seed, uncertainty, target]`` (MC-dropout threshold curves);
   ``reliability_*[method, seed, bin]`` (calibration).
+- select methods with the dict form ``ds.sel({"method": "fcn"})``: ``ds.sel(method=...)``
+  is xarray's fill-method argument, not the dimension.
 - attributes: chapter, git commit, profile, dataset, split, parameters (JSON), device,
   hardware, torch version, wall time per phase (JSON), created (UTC).
 """
