@@ -39,13 +39,20 @@ def select_chapters(only: Sequence[str] | None) -> list[str]:
     return chosen
 
 
-def sync_notebook(name: str) -> Path:
-    """Write ``NN_topic.ipynb`` (no outputs) from the jupytext source ``NN_topic.py``."""
+def sync_notebook(name: str, dst: Path | None = None) -> Path:
+    """Write the notebook of the jupytext source ``NN_topic.py`` (no outputs) to ``dst``.
+
+    By default it goes to a temporary file, so executing a chapter never rewrites the paired
+    ``.ipynb`` in ``notebooks/`` (whose cell ids would change on every run).
+    """
+    import tempfile
+
     import jupytext
 
     src = notebooks_dir() / f"{name}.py"
     nb = jupytext.read(src)
-    dst = src.with_suffix(".ipynb")
+    if dst is None:
+        dst = Path(tempfile.mkdtemp(prefix="aerialseg_nb_")) / f"{name}.ipynb"
     jupytext.write(nb, dst, fmt="ipynb")
     return dst
 

@@ -69,8 +69,14 @@ def load_all(dataset: str, profile: str, folder: str | Path | None = None) -> xr
         renamed.append(ds.assign_coords(method=new))
     truth = next((d["truth_crop"] for d in renamed if "truth_crop" in d), None)
     renamed = [d.drop_vars("truth_crop", errors="ignore") for d in renamed]
-    out = xr.concat(renamed, dim="method", join="outer", combine_attrs="drop",
-                    coords="different", compat="equals")
+    # variables present in some chapters only (e.g. MC-dropout curves) are concatenated
+    # over the chapters that have them, then aligned on the union of methods
+    names = list(dict.fromkeys(v for d in renamed for v in d.data_vars))
+    columns = {v: xr.concat([d[v] for d in renamed if v in d], dim="method", join="outer",
+                            coords="minimal", compat="override", combine_attrs="drop")
+               for v in names}
+    out = xr.merge(list(columns.values()), join="outer", compat="no_conflicts",
+                   combine_attrs="drop")
     if truth is not None:
         out["truth_crop"] = truth
     out.attrs.update(dataset=dataset, profile=profile)

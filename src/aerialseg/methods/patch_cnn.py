@@ -227,11 +227,12 @@ def dense_vs_patch(model: nn.Module, image: np.ndarray, *, n_pixels: int = 32,
 # ----------------------------------------------------------------------------- architecture
 
 def architecture_table(model: nn.Module) -> pd.DataFrame:
-    """Layer by layer: output side for one patch, receptive field, parameters, and the
-    multiply-adds per output pixel in dense mode (stride 1: each layer runs once per pixel).
+    """Layer by layer: output side, receptive field, parameters, dense cost per pixel.
 
-    The receptive field grows by ``k - 1`` per valid k x k layer, so after the four
-    conv/pool pairs and the fc1 kernel it equals the patch side.
+    The output side is for one patch; the dense cost counts multiply-adds per output pixel
+    (stride 1: each layer runs once per pixel). The receptive field grows by ``k - 1`` per
+    valid k x k layer, so after the four conv/pool pairs and the fc1 kernel it equals the
+    patch side.
     """
     import pandas as pd
     from torch import nn
