@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
+from test_evaluation import Oracle
 
 from aerialseg import compare
 from aerialseg.data.patches import BandStats
 from aerialseg.evaluation import evaluate_model
 from aerialseg.reported import Claim, PaperResult
 from aerialseg.results import Record, build_results, results_path, write_results
-
-from test_evaluation import Oracle
 
 
 def write_chapter(name, methods, scenes, mc, noise=0.0):

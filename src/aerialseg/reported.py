@@ -103,7 +103,7 @@ def _modules() -> list[object]:
 
 
 def all_paper_results() -> list[PaperResult]:
-    """This module's and every ``reported_*`` module's ``PAPER_RESULTS``."""
+    """Gather ``PAPER_RESULTS`` of this module and of every ``reported_*`` module."""
     out = list(PAPER_RESULTS)
     for m in _modules():
         out += list(getattr(m, "PAPER_RESULTS", []))
@@ -111,7 +111,7 @@ def all_paper_results() -> list[PaperResult]:
 
 
 def all_claims() -> list[Claim]:
-    """This module's and every ``reported_*`` module's ``CLAIMS``."""
+    """Gather ``CLAIMS`` of this module and of every ``reported_*`` module."""
     out = list(CLAIMS)
     for m in _modules():
         out += list(getattr(m, "CLAIMS", []))
