@@ -152,6 +152,9 @@ plt.show()
 # ## Summary
 
 # %%
+compare.write_comparison(ds, files, claims, dataset=dataset, profile=profile,
+                         params=dict(profile=profile, dataset=dataset, protocol=protocol,
+                                     baseline=baseline))
 sc = ds["scores"].sel({"protocol": protocol, "class": "overall"}) * 100
 best = sc.sel({"metric": "f1"}).mean("seed").to_series().sort_values(ascending=False)
 lines = [f"- Best mean F1 on `{dataset}` (profile `{profile}`): **{best.index[0]}** "

@@ -50,3 +50,16 @@ def test_claims_and_paper_rows(scene_factory):
 def test_no_results_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="Run the method chapters first"):
         compare.load_all("synthetic", "smoke")
+
+
+def test_write_comparison_roundtrip(scene_factory):
+    from aerialseg.results import read_results
+
+    write_chapter("03_x", ["base", "good"], [scene_factory(seed=0, split="val")], mc=0)
+    files = compare.find_results("synthetic", "smoke")
+    ds = compare.load_all("synthetic", "smoke")
+    path = compare.write_comparison(ds, files, compare.check_claims(ds, []),
+                                    dataset="synthetic", profile="smoke", params={})
+    back = read_results(path)
+    assert back.attrs["chapter"] == "10_comparison" and "03_x" in back.attrs["inputs"]
+    assert compare.find_results("synthetic", "smoke") == files  # never reads itself

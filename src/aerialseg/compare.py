@@ -187,3 +187,21 @@ def paper_vs_ours(ds: xr.Dataset, papers: Sequence[PaperResult], *,
                          if ours.size > 1 else np.nan,
                          "paper's data / protocol": p.data})
     return pd.DataFrame(rows)
+
+
+def write_comparison(ds: xr.Dataset, files: Sequence[Path], claims: pd.DataFrame, *,
+                     dataset: str, profile: str, params: dict,
+                     folder: str | Path | None = None) -> Path:
+    """Write the combined table this chapter showed, with the inputs it was built from."""
+    from aerialseg.results import provenance, results_path, write_results
+    from aerialseg.utils import hardware_description
+
+    out = ds.drop_vars(["pred_crop", "truth_crop", "uncertainty_crop"], errors="ignore")
+    out.attrs.update(provenance(chapter=COMPARISON_CHAPTER, profile=profile, dataset=dataset,
+                                params=params, device="none (reads results files)",
+                                hardware=hardware_description("cpu"), wall_seconds={}))
+    out.attrs["inputs"] = json.dumps([f.name for f in files])
+    out.attrs["claims"] = claims.to_json(orient="records")
+    path = write_results(out, results_path(COMPARISON_CHAPTER, dataset, profile, folder))
+    print(f"results written to {path}")
+    return path
