@@ -63,3 +63,12 @@ def test_write_comparison_roundtrip(scene_factory):
     back = read_results(path)
     assert back.attrs["chapter"] == "10_comparison" and "03_x" in back.attrs["inputs"]
     assert compare.find_results("synthetic", "smoke") == files  # never reads itself
+
+
+def test_method_reported_by_two_chapters_is_kept_once(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    write_chapter("03_x", ["base"], scenes, mc=0)
+    write_chapter("04_y", ["base", "other"], scenes, mc=2)
+    ds = compare.load_all("synthetic", "smoke")
+    assert sorted(ds["method"].values) == ["base", "other"]
+    assert str(ds["chapter"].sel({"method": "base"}).values) == "03_x"

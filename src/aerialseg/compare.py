@@ -36,6 +36,9 @@ def find_results(dataset: str, profile: str, folder: str | Path | None = None
 def load_all(dataset: str, profile: str, folder: str | Path | None = None) -> xr.Dataset:
     """Combine the method results of every chapter (files without ``scores`` are skipped).
 
+    A method name that several chapters report is taken from the first chapter (by chapter
+    number) that reports it.
+
     Raises:
         FileNotFoundError: no results yet (names the folder and how to produce them).
     """
@@ -59,14 +62,16 @@ def load_all(dataset: str, profile: str, folder: str | Path | None = None) -> xr
             f"no results for dataset {dataset!r}, profile {profile!r} in {folder}. Run the "
             f"method chapters first, e.g. `aerialseg book run --profile {profile} "
             f"--dataset {dataset} --no-build`.")
+    # the same method evaluated the same way in a later chapter (e.g. 04 re-evaluating 03's
+    # FCN) is the same model: keep its first appearance, in chapter order
     seen: set[str] = set()
     renamed = []
-    for ds in parts:  # a method name used by two chapters keeps both, prefixed
+    for ds in parts:
         names = [str(m) for m in ds["method"].values]
-        new = [f"{c}:{m}" if m in seen else m
-               for m, c in zip(names, ds["chapter"].values, strict=True)]
-        seen.update(new)
-        renamed.append(ds.assign_coords(method=new))
+        fresh = [m for m in names if m not in seen]
+        seen.update(fresh)
+        if fresh:
+            renamed.append(ds.sel({"method": fresh}))
     truth = next((d["truth_crop"] for d in renamed if "truth_crop" in d), None)
     renamed = [d.drop_vars("truth_crop", errors="ignore") for d in renamed]
     # variables present in some chapters only (e.g. MC-dropout curves) are concatenated

@@ -47,7 +47,7 @@ def ste_one_hot(logits: Tensor) -> Tensor:
         (B, C, ...) tensor with the logits' floating dtype.
     """
     p = logits.softmax(1)
-    hard = torch.zeros_like(p).scatter_(1, p.argmax(1, keepdim=True), 1.0)
+    hard = torch.zeros_like(p).scatter_(1, p.max(1, keepdim=True).indices, 1.0)
     return hard + (p - p.detach())
 
 
@@ -244,7 +244,7 @@ class LossdLoss(nn.Module):
 
     def _normalise(self, diff: Tensor) -> Tensor:
         if self.norm == "log":
-            return torch.log1p(diff + self.eps) / math.log1p(self.max_iter)
+            return torch.log(1.0 + diff + self.eps) / math.log1p(self.max_iter)
         if self.norm == "linear":
             return diff / self.max_iter
         return diff
