@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -24,7 +25,8 @@ def test_torchrun_two_processes_then_reuse(tmp_path, monkeypatch):
            "fcn", "--profile", "smoke", "--device", "cpu", "--set", "epochs=2"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    # the two ranks print concurrently: their lines may interleave, so match the objects
+    reports = [json.loads(m) for m in re.findall(r'\{"run".*?"world_size": \d+\}', proc.stdout)]
     assert sorted(r["rank"] for r in reports) == [0, 1]
     assert all(r["world_size"] == 2 for r in reports)
 
