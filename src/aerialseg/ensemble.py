@@ -28,10 +28,8 @@ from torch import nn
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.patches import BandStats
 from aerialseg.data.scene import Scene
-from aerialseg.evaluation import PROTOCOLS, Evaluation
+from aerialseg.evaluation import Accumulator, Evaluation
 from aerialseg.inference import predict_scene
-from aerialseg.metrics import BoundaryF1, ConfusionMatrix, scores
-from aerialseg.uncertainty import Calibration
 
 COMBINERS = ("svm", "svm_heldout", "mean", "mc_mean")
 """Combiners: SVM fitted on training pixels, SVM fitted on the held-out scene, plain
@@ -284,31 +282,10 @@ def evaluate_scores(score_maps: Sequence[np.ndarray], scenes: Sequence[Scene], *
     """
     if len(score_maps) != len(scenes) or not scenes:
         raise ValueError(f"{len(score_maps)} score maps for {len(scenes)} scenes")
-    classes = scenes[0].classes
-    cms = {p: ConfusionMatrix(classes.num_classes) for p in PROTOCOLS}
-    bf1 = BoundaryF1(classes.num_classes)
-    calib = Calibration(calibration_bins)
-    maps: dict[str, dict[str, np.ndarray]] = {}
-    pixels = 0
+    acc = Accumulator(scenes[0].classes, calibration_bins=calibration_bins)
     for i, (s, scene) in enumerate(zip(score_maps, scenes, strict=True)):
-        classified = ~np.isnan(s).any(0)
-        pred = np.where(classified, np.nan_to_num(s, nan=-np.inf).argmax(0), IGNORE_INDEX)
-        truth = scene.labels
-        valid = (truth != IGNORE_INDEX) & classified
-        eroded = scene.eval_mask & valid
-        cms["eroded"].update(pred, truth, eroded)
-        cms["full"].update(pred, truth, valid)
-        bf1.update(np.where(classified, pred, 0), np.where(classified, truth, IGNORE_INDEX))
-        if probabilities:
-            calib.update(np.nan_to_num(s)[None], truth[None], eroded[None])
-        pixels += truth.size
-        if i < keep_maps:
-            maps[scene.name] = {"pred": pred.astype(np.uint8), "truth": truth.astype(np.uint8),
-                                "eval_mask": scene.eval_mask}
-    return Evaluation(classes=classes, confusion={p: cms[p].matrix for p in PROTOCOLS},
-                      scores={p: scores(cms[p].matrix, classes.evaluated) for p in PROTOCOLS},
-                      boundary_f1=bf1.result(classes.evaluated), ece=float(calib.ece()),
-                      reliability=calib.reliability(), maps=maps, pixels=pixels)
+        acc.add(scene, s, probabilities=probabilities, keep=i < keep_maps)
+    return acc.result()
 
 
 @dataclass

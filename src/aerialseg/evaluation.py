@@ -83,13 +83,9 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
     if not scenes:
         raise ValueError("no validation scenes to evaluate")
     classes = scenes[0].classes
-    c = classes.num_classes
-    cms = {p: ConfusionMatrix(c) for p in PROTOCOLS}
-    bf1 = BoundaryF1(c)
-    calib = Calibration(calibration_bins)
-    curves = {k: ThresholdCurve() for k in UNCERTAINTY_KINDS} if mc_samples else {}
-    maps: dict[str, dict[str, np.ndarray]] = {}
-    seconds, pixels = 0.0, 0
+    acc = Accumulator(classes, calibration_bins=calibration_bins,
+                      uncertainty=UNCERTAINTY_KINDS if mc_samples else ())
+    seconds = 0.0
     for i, scene in enumerate(scenes):
         image = stats.apply(scene)
         t0 = time.perf_counter()
@@ -97,37 +93,73 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
         out = predict(model, image, device=device, tile=tile, overlap=overlap, tta=tta,
                       mc_samples=mc_samples)
         seconds += time.perf_counter() - t0
-        pixels += scene.labels.size
         probs = out["mc_mean"] if prediction == "mc_mean" else out["probs"]
-        classified = np.isfinite(probs).all(0)  # the patch CNN may leave a border unclassified
-        pred = np.where(classified, np.nan_to_num(probs).argmax(0), IGNORE_INDEX)
+        acc.add(scene, probs, extras=out, keep=i < keep_maps)
+    return acc.result(thresholds=thresholds, target_accuracies=target_accuracies,
+                      inference_seconds=seconds)
+
+
+class Accumulator:
+    """The protocol's counts over validation scenes, from per-scene class scores.
+
+    One implementation for every caller: :func:`evaluate_model` feeds it model outputs, the
+    ensembles feed it combined probabilities or SVM decision values.
+    """
+
+    def __init__(self, classes: ClassTable, *, calibration_bins: int = 15,
+                 uncertainty: Sequence[str] = ()) -> None:
+        c = classes.num_classes
+        self.classes = classes
+        self.cms = {p: ConfusionMatrix(c) for p in PROTOCOLS}
+        self.bf1 = BoundaryF1(c)
+        self.calib = Calibration(calibration_bins)
+        self.curves = {k: ThresholdCurve() for k in uncertainty}
+        self.maps: dict[str, dict[str, np.ndarray]] = {}
+        self.pixels = 0
+
+    def add(self, scene: Scene, scores_map: np.ndarray, *, probabilities: bool = True,
+            extras: dict[str, np.ndarray] | None = None, keep: bool = False) -> None:
+        """Count one scene; ``scores_map`` (C, H, W), NaN where a pixel is unclassified."""
+        # NaN: unclassified (the patch CNN's border); -inf is a valid score (an SVM class
+        # never seen in training)
+        classified = ~np.isnan(scores_map).any(0)
+        pred = np.where(classified, np.nan_to_num(scores_map, nan=-np.inf).argmax(0),
+                        IGNORE_INDEX)
         truth = scene.labels
         valid = (truth != IGNORE_INDEX) & classified
         eroded = scene.eval_mask & valid
-        cms["eroded"].update(pred, truth, eroded)
-        cms["full"].update(pred, truth, valid)
+        self.cms["eroded"].update(pred, truth, eroded)
+        self.cms["full"].update(pred, truth, valid)
         # unclassified pixels (patch CNN border) leave the boundary-F1 domain
-        bf1.update(np.where(classified, pred, 0), np.where(classified, truth, IGNORE_INDEX))
-        calib.update(np.nan_to_num(probs)[None], truth[None], eroded[None])
-        if mc_samples:
-            correct = pred == truth
-            for k in UNCERTAINTY_KINDS:
-                curves[k].update(out[k], correct, eroded)
-        if i < keep_maps:
+        self.bf1.update(np.where(classified, pred, 0),
+                        np.where(classified, truth, IGNORE_INDEX))
+        if probabilities:
+            self.calib.update(np.nan_to_num(scores_map, nan=0.0)[None], truth[None],
+                              eroded[None])
+        extras = extras or {}
+        for k, tc in self.curves.items():
+            tc.update(extras[k], pred == truth, eroded)
+        self.pixels += truth.size
+        if keep:
             kept = {"pred": pred.astype(np.uint8), "truth": truth.astype(np.uint8),
                     "eval_mask": scene.eval_mask}
-            for k in ("mean_class_std", "entropy", "mutual_info", "predicted_class_std"):
-                if k in out:
-                    kept[k] = out[k]
-            maps[scene.name] = kept
-    result_scores = {p: scores(cms[p].matrix, classes.evaluated) for p in PROTOCOLS}
-    bres = bf1.result(classes.evaluated)
-    curve_out: dict[str, dict[str, np.ndarray]] = {}
-    coverage: dict[str, dict[float, float]] = {}
-    for k, tc in curves.items():
-        curve_out[k] = tc.result(thresholds=thresholds)
-        coverage[k] = tc.coverage_at_accuracy(tuple(target_accuracies))
-    return Evaluation(classes=classes, confusion={p: cms[p].matrix for p in PROTOCOLS},
-                      scores=result_scores, boundary_f1=bres, ece=float(calib.ece()),
-                      reliability=calib.reliability(), curves=curve_out, coverage=coverage,
-                      maps=maps, inference_seconds=seconds, pixels=pixels)
+            for k in UNCERTAINTY_KINDS:
+                if k in extras:
+                    kept[k] = extras[k]
+            self.maps[scene.name] = kept
+
+    def result(self, *, thresholds: int = 101,
+               target_accuracies: Sequence[float] = (0.975, 0.95, 0.90),
+               inference_seconds: float = 0.0) -> Evaluation:
+        """The :class:`Evaluation` of everything added so far."""
+        ev = self.classes.evaluated
+        return Evaluation(
+            classes=self.classes,
+            confusion={p: self.cms[p].matrix for p in PROTOCOLS},
+            scores={p: scores(self.cms[p].matrix, ev) for p in PROTOCOLS},
+            boundary_f1=self.bf1.result(ev), ece=float(self.calib.ece()),
+            reliability=self.calib.reliability(),
+            curves={k: tc.result(thresholds=thresholds) for k, tc in self.curves.items()},
+            coverage={k: tc.coverage_at_accuracy(tuple(target_accuracies))
+                      for k, tc in self.curves.items()},
+            maps=self.maps, inference_seconds=inference_seconds, pixels=self.pixels)

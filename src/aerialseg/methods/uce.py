@@ -37,7 +37,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from aerialseg.config import MethodSpec, method_parameter_names
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.losses.uce import UNCERTAINTY_KINDS, uce_uncertainty
-from aerialseg.models.mc import mc_forward, repeat_batch
+from aerialseg.models.mc import get_mc_split, mc_forward, repeat_batch
 from aerialseg.training import Callback, TrainState
 
 if TYPE_CHECKING:
@@ -238,20 +238,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _split(model: nn.Module, split: bool | None) -> tuple[Callable, Callable] | None:
-    fn = getattr(model, "mc_split", None)
-    if split is False or fn is None:
-        if split:
-            raise ValueError(f"split=True but {type(model).__name__} has no mc_split()")
-        return None
-    try:
-        return fn()
-    except NotImplementedError:
-        if split:
-            raise
-        return None
-
-
 @torch.no_grad()
 def mc_train_probs(model: nn.Module, x: Tensor, T: int, *, bn: str = "train",
                    split: bool | None = None, chunk: int | None = None) -> Tensor:
@@ -290,7 +276,7 @@ def mc_train_probs(model: nn.Module, x: Tensor, T: int, *, bn: str = "train",
     try:
         model.train()
         with GroupedBatchNorm(model, update_stats=bn == "train") as gbn:
-            parts = _split(model, split)
+            parts = get_mc_split(model, split)
             if parts is not None:
                 trunk, head = parts
                 with gbn.setting(groups=1, repeats=T):

@@ -77,9 +77,10 @@ def repeat_batch(obj: Any, n: int) -> Any:
     return obj
 
 
-def _get_split(
+def get_mc_split(
     model: nn.Module, split: bool | None
 ) -> tuple[Callable[[torch.Tensor], Any], Callable[[Any], torch.Tensor]] | None:
+    """The model's ``mc_split()`` (trunk, head), or None; ``split=True`` requires one."""
     # DDP/DataParallel wrap the model in `.module`; MC sampling needs no gradient sync.
     fn = getattr(model, "mc_split", None) or getattr(
         getattr(model, "module", None), "mc_split", None
@@ -177,7 +178,7 @@ def _mc_eval(
     if not has_dropout(model):
         p = _softmax(model(x))
         return p.unsqueeze(0).expand(T, *p.shape)
-    parts = _get_split(model, split)
+    parts = get_mc_split(model, split)
     if parts is not None:
         trunk, head = parts
         state = trunk(x)
