@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -192,8 +191,3 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
     return TrainedRun(cfg, run_key(cfg), folder, result.model, stats, loss_kwargs,
                       result.history, seconds, hardware, reused=False)
 
-
-def class_weights_array(run: TrainedRun) -> np.ndarray | None:
-    """The class weights a run's loss used (median-frequency balancing), if any."""
-    w = run.loss_kwargs.get("class_weights")
-    return None if w is None else np.asarray(w, float)
