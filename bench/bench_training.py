@@ -24,8 +24,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     os.environ["AERIALSEG_RUNS"] = tempfile.mkdtemp(prefix="bench_runs_")
-    from aerialseg.config import resolve_run
     from aerialseg.data.registry import data_config, load_split
+    from aerialseg.registry import resolve_run
     from aerialseg.runs import get_or_train
 
     data = load_split(data_config("synthetic", args.profile))

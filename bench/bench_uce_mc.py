@@ -14,11 +14,10 @@ import time
 
 import torch
 
-from aerialseg.config import resolve_run
 from aerialseg.losses.uce import UncertaintyAwareCE
-from aerialseg.methods.uce import mc_train_probs
-from aerialseg.models.mc import mc_forward
+from aerialseg.models.mc import mc_forward, mc_train_probs
 from aerialseg.models.registry import build_model
+from aerialseg.registry import resolve_run
 
 
 def best_of(fn, reps: int, device: torch.device) -> float:

@@ -26,15 +26,13 @@
 # real datasets are read from `data/` (see {doc}`../rerun`).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam | loveda
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"synthetic_size": 1024} or {"potsdam_bands": "rgb"}
 seeds = None  # unused here (no training); kept so every chapter takes the same parameters
-synthetic_train = None  # None: the profile's number of synthetic training scenes
-synthetic_val = None
-synthetic_size = None  # side of a synthetic scene in pixels
-synthetic_seed = None
+retrain = False  # unused here (no training)
 
 # %%
 import matplotlib.pyplot as plt
@@ -42,17 +40,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, plots, reported
+from aerialseg import chapter, plots
 from aerialseg.data.diagnostics import dataset_summary, object_extents
 from aerialseg.metrics import ConfusionMatrix, scores
+from aerialseg.papers.kampffmeyer import reported
 
-params = dict(profile=profile, dataset=dataset, synthetic_train=synthetic_train,
-              synthetic_val=synthetic_val, synthetic_size=synthetic_size,
-              synthetic_seed=synthetic_seed)
 ch = chapter.start("01_data", profile=profile, device=device, dataset=dataset, seeds=seeds,
-                   data_root=data_root, params=params, synthetic_train=synthetic_train,
-                   synthetic_val=synthetic_val, synthetic_size=synthetic_size,
-                   synthetic_seed=synthetic_seed)
+                   data_root=data_root, data_options=data_options, retrain=retrain)
 classes = ch.data.classes
 
 # %% [markdown]

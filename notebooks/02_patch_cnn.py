@@ -31,12 +31,15 @@
 # combinations with the FCNs in {doc}`05_ensembles`.
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-# Method parameters; None takes the profile's value (names as in aerialseg.config).
+retrain = False  # True: train again even if the run store holds the model
+# Method parameters; None takes the profile's value (names as in aerialseg.config.TrainConfig
+# and the method's spec in aerialseg.papers.kampffmeyer.method).
 epochs = None
 batch_size = None
 samples_per_epoch = None  # patches drawn per epoch (None: all sampled patches)
@@ -46,7 +49,7 @@ fc_width = None  # width of fc1/fc2 (paper: 128)
 dropout_p = None
 car_rotations = None  # random rotations per car patch
 samples_per_class = None  # "match_car" or an int
-eval_tile = 256  # output tile side of dense inference (memory)
+eval_tile = None  # output tile side of dense inference (memory)
 
 # %%
 import matplotlib.pyplot as plt
@@ -54,26 +57,25 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, plots, plots_patch_cnn, reported
-from aerialseg.config import resolve_run
+from aerialseg import chapter, plots
 from aerialseg.data.patches import BandStats
-from aerialseg.methods import patch_cnn as pb
 from aerialseg.models.registry import build_model
+from aerialseg.papers.kampffmeyer import analysis as pb
+from aerialseg.papers.kampffmeyer import method, reported
+from aerialseg.papers.kampffmeyer import plots as pb_plots
 from aerialseg.results import summary_table
+from aerialseg.tables import seed_mean
 
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, epochs=epochs,
-              batch_size=batch_size, samples_per_epoch=samples_per_epoch, lr=lr,
-              conv_widths=conv_widths, fc_width=fc_width, dropout_p=dropout_p,
-              car_rotations=car_rotations, samples_per_class=samples_per_class,
-              eval_tile=eval_tile)
-ch = chapter.start("02_patch_cnn", profile=profile, device=device, dataset=dataset,
-                   seeds=seeds, data_root=data_root, params=params)
-overrides = dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-                 lr=lr, conv_widths=conv_widths, fc_width=fc_width, dropout_p=dropout_p,
-                 car_rotations=car_rotations, samples_per_class=samples_per_class)
+ch = chapter.start(
+    "02_patch_cnn", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    overrides=dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                   lr=lr, conv_widths=conv_widths, fc_width=fc_width, dropout_p=dropout_p,
+                   car_rotations=car_rotations, samples_per_class=samples_per_class),
+    settings=dict(eval_tile=eval_tile))
 classes = ch.data.classes
-cfg = resolve_run("pb", profile=profile, in_bands=ch.data.bands,
-                  data=ch.data.cfg.to_dict(), seed=ch.seeds[0], **overrides)
+eval_tile = ch.settings["eval_tile"]
+cfg = ch.resolve("pb", ch.seeds[0])
 print(f"model {cfg.model_kwargs}\nsampler {cfg.loss_kwargs}\ntrain {cfg.train}")
 
 # %% [markdown]
@@ -150,7 +152,7 @@ del paper
 
 # %%
 stats = BandStats.from_scenes(ch.data.train, ch.data.bands)
-train_set = pb.build_centre_patches(cfg, ch.data, stats)
+train_set = method.build_centre_patches(cfg, ch.data, stats)
 cen = train_set.centres
 counts = pd.DataFrame({
     "patches": np.bincount(cen.label, minlength=k),
@@ -161,7 +163,7 @@ counts = pd.DataFrame({
 }, index=list(classes.names))
 display(counts.round(2))
 show = np.concatenate([np.flatnonzero(cen.label == c)[:6] for c in range(k)])
-fig = plots_patch_cnn.sample_patches(train_set.patches(show), cen.label[show], cen.angle[show],
+fig = pb_plots.sample_patches(train_set.patches(show), cen.label[show], cen.angle[show],
                                      classes, band_names=ch.data.bands)
 plt.show()
 
@@ -174,7 +176,7 @@ plt.show()
 
 # %%
 for seed in ch.seeds:
-    ch.train("pb", seed, **overrides)
+    ch.train("pb", seed)
 fig = plots.training_curves({f"pb seed {s}": r.history for (m, s), r in ch.runs.items()})
 plt.show()
 
@@ -193,7 +195,7 @@ print(f"{len(check['pixels'])} pixels: max |dense - per patch| = {check['max_abs
 print(f"throughput on {image0.shape[1]}x{image0.shape[2]} px ({ch.device}): dense "
       f"{check['dense_px_per_s']:.0f} px/s, per patch {check['patch_px_per_s']:.0f} px/s, "
       f"ratio {check['speedup']:.0f}x")
-fig = plots_patch_cnn.dense_vs_patch_scatter(check["dense"], check["patch"])
+fig = pb_plots.dense_vs_patch_scatter(check["dense"], check["patch"])
 plt.show()
 
 # %% [markdown]
@@ -206,8 +208,8 @@ plt.show()
 # %%
 for seed in ch.seeds:
     run = ch.runs[("pb", seed)]
-    for mode, label in pb.BORDER_LABELS.items():
-        ch.evaluate(run, label=label, predictor=pb.predictor(mode), tile=eval_tile)
+    for mode, label in method.BORDER_LABELS.items():
+        ch.evaluate(run, label=label, border_mode=mode, tile=eval_tile)
 ds = ch.write_results()
 
 # %% [markdown]
@@ -236,7 +238,7 @@ display(summary_table(ds, protocol="full"))
 display(reported.kampffmeyer_table1(("pb",)))
 print("note:", reported.KAMPFFMEYER_NOTES["pb"])
 if dataset in ("synthetic", "vaihingen"):
-    rep = {lab: reported.KAMPFFMEYER_TABLE1["pb"] for lab in pb.BORDER_LABELS.values()}
+    rep = {lab: reported.KAMPFFMEYER_TABLE1["pb"] for lab in method.BORDER_LABELS.values()}
     fig = plots.per_class_scores(ds, metric="f1", reported=rep)
     plt.show()
 
@@ -262,14 +264,8 @@ plt.show()
 
 # %%
 sc = ds["scores"].sel(protocol="eroded")
-refl, omit = pb.BORDER_LABELS["reflect"], pb.BORDER_LABELS["omit"]
-
-
-def mean_of(method: str, cls: str, metric: str) -> float:
-    return float(100 * sc.sel({"method": method, "metric": metric, "class": cls}).mean("seed"))
-
-
-per_cls = {c: mean_of(refl, c, "f1") for c in (classes.names[i] for i in classes.evaluated)}
+refl, omit = method.BORDER_LABELS["reflect"], method.BORDER_LABELS["omit"]
+per_cls = {c: seed_mean(ds, refl, "f1", c) for c in (classes.names[i] for i in classes.evaluated)}
 worst, best = min(per_cls, key=per_cls.get), max(per_cls, key=per_cls.get)
 h, w = image0.shape[1:]
 border_share = 1 - (h - 64) * (w - 64) / (h * w)
@@ -278,11 +274,11 @@ lines = [
     f"- Dense inference reproduces per-patch classification: max probability difference "
     f"{check['max_abs_diff']:.1e} over {len(check['pixels'])} pixels; it is "
     f"{check['speedup']:.0f}x faster per pixel on {ch.hardware} (at this run's widths).",
-    f"- Reflect padding (every pixel): mean F1 {mean_of(refl, 'overall', 'f1'):.1f} %, "
-    f"OA {mean_of(refl, 'overall', 'oa'):.1f} %, mIoU {mean_of(refl, 'overall', 'iou'):.1f} %.",
+    f"- Reflect padding (every pixel): mean F1 {seed_mean(ds, refl, 'f1', 'overall'):.1f} %, "
+    f"OA {seed_mean(ds, refl, 'oa', 'overall'):.1f} %, mIoU {seed_mean(ds, refl, 'iou', 'overall'):.1f} %.",
     f"- Paper's border mode (the outer 32 px, {100 * border_share:.0f} % of a "
-    f"{h}x{w} scene, unclassified): mean F1 {mean_of(omit, 'overall', 'f1'):.1f} %, "
-    f"OA {mean_of(omit, 'overall', 'oa'):.1f} % on the pixels it classifies.",
+    f"{h}x{w} scene, unclassified): mean F1 {seed_mean(ds, omit, 'f1', 'overall'):.1f} %, "
+    f"OA {seed_mean(ds, omit, 'oa', 'overall'):.1f} % on the pixels it classifies.",
     f"- Best class {best} (F1 {per_cls[best]:.1f} %), worst {worst} "
     f"(F1 {per_cls[worst]:.1f} %); paper on Vaihingen: mean F1 {paper_mf1:.2f} %, car F1 "
     f"{reported.KAMPFFMEYER_TABLE1['pb']['car']:.2f} %.",

@@ -27,12 +27,15 @@
 # metrics).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-# Method parameters; None takes the profile's value (names as in aerialseg.config).
+retrain = False  # True: train again even if the run store holds the model
+# Method parameters; None takes the profile's value (names as in aerialseg.config.TrainConfig
+# and the methods' specs in aerialseg.papers.kampffmeyer.method).
 epochs = None
 batch_size = None
 samples_per_epoch = None
@@ -49,18 +52,18 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, plots, reported
-from aerialseg.config import resolve_run
+from aerialseg import chapter, plots
 from aerialseg.losses.ce import WeightedCrossEntropy, median_frequency_weights
+from aerialseg.papers.kampffmeyer import reported
 from aerialseg.results import summary_table
+from aerialseg.tables import seed_mean
 
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, epochs=epochs,
-              batch_size=batch_size, samples_per_epoch=samples_per_epoch, crop_size=crop_size,
-              lr=lr, widths=widths, dropout_p=dropout_p, mfb_frequency=mfb_frequency)
-ch = chapter.start("03_fcn_mfb", profile=profile, device=device, dataset=dataset, seeds=seeds,
-                   data_root=data_root, params=params)
-overrides = dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-                 crop_size=crop_size, lr=lr, widths=widths, dropout_p=dropout_p)
+ch = chapter.start(
+    "03_fcn_mfb", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    overrides=dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                   crop_size=crop_size, lr=lr, widths=widths, dropout_p=dropout_p,
+                   mfb_frequency=mfb_frequency))
 classes = ch.data.classes
 
 # %% [markdown]
@@ -83,7 +86,7 @@ classes = ch.data.classes
 
 # %%
 for name in ("fcn", "fcn_mfb"):
-    cfg = resolve_run(name, profile=profile, in_bands=ch.data.bands, data={}, **overrides)
+    cfg = ch.resolve(name)
     print(f"{name:8s} model {cfg.model_kwargs}\n         loss {cfg.loss} {cfg.loss_kwargs}\n"
           f"         train {cfg.train}")
 
@@ -103,7 +106,7 @@ for name in ("fcn", "fcn_mfb"):
 # %%
 train_labels = [s.training_labels(True) for s in ch.data.train]
 w = median_frequency_weights(train_labels, classes.num_classes, classes=classes.evaluated,
-                             mode=mfb_frequency or "global")
+                             mode=ch.resolve("fcn_mfb").loss_kwargs["mfb_frequency"])
 counts = np.bincount(np.concatenate([lab[lab != 255].ravel() for lab in train_labels]),
                      minlength=classes.num_classes)[: classes.num_classes]
 display(pd.DataFrame({"training share (%)": 100 * counts / counts.sum(), "MFB weight": w},
@@ -135,8 +138,7 @@ print(f"divided by N (paper, ours): {ours.item():.4f}   divided by sum of weight
 # %%
 for seed in ch.seeds:
     for name in ("fcn", "fcn_mfb"):
-        extra = {"mfb_frequency": mfb_frequency} if name == "fcn_mfb" else {}
-        run = ch.train(name, seed, **overrides, **extra)
+        run = ch.train(name, seed)
         ch.evaluate(run, tile=512, overlap=64)
 
 # %%
@@ -195,26 +197,19 @@ for r in ch.records:
 # ## Summary
 
 # %%
-sc = ds["scores"].sel(protocol="eroded")
-rare = classes.names[int(np.argmin(counts[list(classes.evaluated)]))]
-
-
-def mean_of(method: str, cls: str, metric: str) -> float:
-    return float(100 * sc.sel({"method": method, "metric": metric, "class": cls}).mean("seed"))
-
-
+rare = classes.names[list(classes.evaluated)[int(np.argmin(counts[list(classes.evaluated)]))]]
 lines = [
     f"- Rarest evaluated class in training: **{rare}** "
     f"({100 * counts[classes.names.index(rare)] / counts.sum():.1f} % of the pixels), "
     f"MFB weight {w[classes.names.index(rare)]:.1f}.",
-    f"- {rare} F1: FCN {mean_of('fcn', rare, 'f1'):.1f} %, FCN-MFB "
-    f"{mean_of('fcn_mfb', rare, 'f1'):.1f} % (paper on Vaihingen cars: 43.0 % and 92.6 %).",
-    f"- {rare} recall: FCN {mean_of('fcn', rare, 'recall'):.1f} %, FCN-MFB "
-    f"{mean_of('fcn_mfb', rare, 'recall'):.1f} % (paper: 27.4 % and 86.6 %).",
-    f"- Overall accuracy: FCN {mean_of('fcn', 'overall', 'oa'):.1f} %, FCN-MFB "
-    f"{mean_of('fcn_mfb', 'overall', 'oa'):.1f} % (paper: 86.65 % and 86.48 %).",
-    f"- Mean F1: FCN {mean_of('fcn', 'overall', 'f1'):.1f} %, FCN-MFB "
-    f"{mean_of('fcn_mfb', 'overall', 'f1'):.1f} % (paper: 81.28 % after correcting its "
+    f"- {rare} F1: FCN {seed_mean(ds, 'fcn', 'f1', rare):.1f} %, FCN-MFB "
+    f"{seed_mean(ds, 'fcn_mfb', 'f1', rare):.1f} % (paper on Vaihingen cars: 43.0 % and 92.6 %).",
+    f"- {rare} recall: FCN {seed_mean(ds, 'fcn', 'recall', rare):.1f} %, FCN-MFB "
+    f"{seed_mean(ds, 'fcn_mfb', 'recall', rare):.1f} % (paper: 27.4 % and 86.6 %).",
+    f"- Overall accuracy: FCN {seed_mean(ds, 'fcn', 'oa', 'overall'):.1f} %, FCN-MFB "
+    f"{seed_mean(ds, 'fcn_mfb', 'oa', 'overall'):.1f} % (paper: 86.65 % and 86.48 %).",
+    f"- Mean F1: FCN {seed_mean(ds, 'fcn', 'f1', 'overall'):.1f} %, FCN-MFB "
+    f"{seed_mean(ds, 'fcn_mfb', 'f1', 'overall'):.1f} % (paper: 81.28 % after correcting its "
     "typo, and 90.84 %).",
     f"- Profile `{profile}` on {ch.hardware}; {len(ch.seeds)} seed(s); "
     f"training took {ch.wall.get('train', 0):.0f} s in this run.",

@@ -30,15 +30,17 @@
 # store, or trained here with the same settings when absent).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-members = ["pb", "fcn", "fcn_mfb"]  # networks analysed (a missing method is skipped)
+retrain = False  # True: train again even if the run store holds the model
+members = None  # networks analysed (None: pb, fcn, fcn_mfb; a missing method is skipped)
 mc_samples = None  # T stochastic passes (None: profile value; 10 as in the paper)
-pb_border_mode = "reflect"  # patch CNN: "reflect" (every pixel) or "omit" (the paper's)
-uncertainty = "mean_class_std"  # map that ranks pixels in the threshold experiment
+pb_border_mode = None  # patch CNN: "reflect" (every pixel, default) or "omit" (the paper's)
+uncertainty = None  # map that ranks pixels (None: "mean_class_std", the paper's)
 
 # %%
 import matplotlib.pyplot as plt
@@ -46,17 +48,19 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, ensemble, plots, plots_uncertainty, reported_ensembles
+from aerialseg import chapter, plots, registry
+from aerialseg.papers.kampffmeyer import analysis, reported
+from aerialseg.papers.kampffmeyer import plots as k_plots
 from aerialseg.results import summary_table
 
-T = ensemble.chapter_setting(profile, "mc_samples", mc_samples)
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, members=members,
-              mc_samples=T, pb_border_mode=pb_border_mode, uncertainty=uncertainty)
-ch = chapter.start("04_uncertainty", profile=profile, device=device, dataset=dataset,
-                   seeds=seeds, data_root=data_root, params=params)
-names = ensemble.available_members(members)
+ch = chapter.start(
+    "04_uncertainty", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    settings=dict(members=members, mc_samples=mc_samples, pb_border_mode=pb_border_mode,
+                  uncertainty=uncertainty))
+names = registry.available_methods(ch.settings["members"])
+T, uncertainty = ch.settings["mc_samples"], ch.settings["uncertainty"]
 classes = ch.data.classes
-print(f"members: {names}; T = {T} MC-dropout samples")
 
 # %% [markdown]
 # ## MC dropout and three uncertainty maps
@@ -80,9 +84,9 @@ print(f"members: {names}; T = {T} MC-dropout samples")
 for seed in ch.seeds:
     for name in names:
         run = ch.train(name, seed)
-        pred = ensemble.scene_predictor(run.model, pb_border_mode)
-        ch.evaluate(run, label=name, predictor=pred, keep_maps=0)
-        ch.evaluate(run, label=f"{name} (MC mean)", predictor=pred, mc_samples=T,
+        border = ch.settings["pb_border_mode"]
+        ch.evaluate(run, label=name, border_mode=border, keep_maps=0)
+        ch.evaluate(run, label=f"{name} (MC mean)", border_mode=border, mc_samples=T,
                     prediction="mc_mean", keep_maps=1)
 
 # %% [markdown]
@@ -104,7 +108,7 @@ display(summary_table(ds, protocol="eroded"))
 first = [r for r in ch.records if r.seed == ch.seeds[0] and r.evaluation.maps]
 scene_name = next(iter(first[0].evaluation.maps))
 maps = {r.method.replace(" (MC mean)", ""): r.evaluation.maps[scene_name] for r in first}
-fig = plots_uncertainty.uncertainty_maps(maps, classes, image=plots.false_colour(ch.data.val[0]))
+fig = k_plots.uncertainty_maps(maps, classes, image=plots.false_colour(ch.data.val[0]))
 plt.show()
 
 # %% [markdown]
@@ -118,9 +122,9 @@ plt.show()
 
 # %%
 mc = ds.sel({"method": [m for m in ds["method"].values if "(MC mean)" in str(m)]})
-fig = plots_uncertainty.threshold_curves(
-    mc, uncertainty=uncertainty,
-    paper={t: v["all_pixels"] for t, v in reported_ensembles.KAMPFFMEYER_FCN_COVERAGE.items()})
+fig = plots.coverage_curves(
+    mc, uncertainty=uncertainty, threshold_panel=True,
+    paper={t: v["all_pixels"] for t, v in reported.KAMPFFMEYER_FCN_COVERAGE.items()})
 plt.show()
 
 # %% [markdown]
@@ -142,10 +146,10 @@ for r in ch.records:
     rows[(key, "validation set")] = {f"{100 * t:g} %": 100 * v
                                      for t, v in ev.coverage[uncertainty].items()}
     for sname, m in ev.maps.items():
-        cov = ensemble.coverage_on_scene(m, uncertainty)
+        cov = analysis.coverage_on_scene(m, uncertainty)
         rows[(key, f"scene {sname}")] = {f"{100 * t:g} %": 100 * v for t, v in cov.items()}
 ours = pd.DataFrame.from_dict(rows, orient="index").round(2)
-paper = reported_ensembles.kampffmeyer_coverage().T
+paper = reported.kampffmeyer_coverage().T
 paper.index = pd.MultiIndex.from_tuples([("paper FCN (Vaihingen)", "all pixels"),
                                          ("paper FCN (Vaihingen)", "eroded GT")])
 display(pd.concat([ours, paper]))

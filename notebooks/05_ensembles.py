@@ -29,44 +29,45 @@
 # run store or trained here with the same settings), {doc}`04_uncertainty` (MC dropout).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-members = ["pb", "fcn", "fcn_mfb"]  # networks combined (a missing method is skipped)
-svm_C = 1.0  # LIBLINEAR C
-svm_samples = None  # pixels sampled (equal per class) to fit the SVM; None: profile value
-svm_features = "prob"  # "prob" (the paper's) or "logprob"
-heldout_scene = -1  # index of the training scene held out for the control SVM
-heldout_retrain = None  # retrain the members without that scene (None: profile value)
-mc_samples = None  # T for MC averaging (None: profile value, 10 as in the paper)
-pb_border_mode = "reflect"  # patch CNN: "reflect" (every pixel) or "omit" (the paper's)
+retrain = False  # True: train again even if the run store holds the model
+# The chapter's own settings; None takes the profile's value.
+members = None  # networks combined (None: pb, fcn, fcn_mfb; a missing method is skipped)
+svm_C = None  # LIBLINEAR C (1.0)
+svm_samples = None  # pixels sampled (equal per class) to fit the SVM
+svm_features = None  # "prob" (the paper's) or "logprob"
+heldout_scene = None  # index of the training scene held out for the control SVM (-1: last)
+heldout_retrain = None  # retrain the members without that scene
+mc_samples = None  # T for MC averaging (10 as in the paper)
+pb_border_mode = None  # patch CNN: "reflect" (every pixel) or "omit" (the paper's)
 
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, ensemble, plots, reported_ensembles
-from aerialseg.results import Record, summary_table
+from aerialseg import chapter, plots, registry
+from aerialseg.papers.kampffmeyer import ensemble, reported
+from aerialseg.results import summary_table
+from aerialseg.tables import seed_mean
 
-T = ensemble.chapter_setting(profile, "mc_samples", mc_samples)
-n_svm = ensemble.chapter_setting(profile, "svm_samples", svm_samples)
-retrain = ensemble.chapter_setting(profile, "heldout_retrain", heldout_retrain)
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, members=members,
-              svm_C=svm_C, svm_samples=n_svm, svm_features=svm_features,
-              heldout_scene=heldout_scene, heldout_retrain=retrain, mc_samples=T,
-              pb_border_mode=pb_border_mode)
-ch = chapter.start("05_ensembles", profile=profile, device=device, dataset=dataset,
-                   seeds=seeds, data_root=data_root, params=params)
-names = ensemble.available_members(members)
+ch = chapter.start(
+    "05_ensembles", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    settings=dict(members=members, svm_C=svm_C, svm_samples=svm_samples,
+                  svm_features=svm_features, heldout_scene=heldout_scene,
+                  heldout_retrain=heldout_retrain, mc_samples=mc_samples,
+                  pb_border_mode=pb_border_mode))
+st = ch.settings
+names = registry.available_methods(st["members"])
 if len(names) < 2:
     raise ValueError(f"an ensemble needs two members; only {names} are registered")
-hold = heldout_scene % len(ch.data.train)
-print(f"members {names}; combinations: "
-      f"{[ensemble.combo_label(c, names) for c in ensemble.combos(names)]}")
-print(f"SVM: C={svm_C}, {n_svm} pixels, features {svm_features}; held-out scene "
-      f"{ch.data.train[hold].name} (members retrained without it: {retrain}); T = {T}")
+hold = st["heldout_scene"] % len(ch.data.train)
+held_name = ch.data.train[hold].name
 
 # %% [markdown]
 # ## Four ways to combine
@@ -93,12 +94,13 @@ for seed in ch.seeds:
     for name in names:
         run = ch.train(name, seed)
         with ch.phase("member inference"):
-            kw = dict(device=ch.device, border_mode=pb_border_mode, seed=seed)
+            kw = dict(device=ch.device, border_mode=st["pb_border_mode"], seed=seed)
             maps[seed][name] = ensemble.MemberMaps(
                 name, ensemble.predict_member(run.model, run.stats, ch.data.train, **kw),
-                ensemble.predict_member(run.model, run.stats, ch.data.val, mc_samples=T, **kw))
-        if retrain:
-            h = ensemble.train_without_scene(ch, name, seed, hold)
+                ensemble.predict_member(run.model, run.stats, ch.data.val,
+                                        mc_samples=st["mc_samples"], **kw))
+        if st["heldout_retrain"]:
+            h = ch.train(name, seed, without_scene=held_name)
             with ch.phase("member inference"):
                 fit = ensemble.predict_member(h.model, h.stats, [ch.data.train[hold]], **kw)
                 train_maps = [fit[0] if i == hold else {} for i in range(len(ch.data.train))]
@@ -110,11 +112,12 @@ for seed in ch.seeds:
 for seed in ch.seeds:
     with ch.phase("combine"):
         evs = ensemble.evaluate_ensembles(
-            maps[seed], ch.data.train, ch.data.val, heldout=hold, svm_samples=n_svm,
-            svm_C=svm_C, svm_features=svm_features, seed=seed,
+            maps[seed], ch.data.train, ch.data.val, heldout=hold,
+            svm_samples=st["svm_samples"], svm_C=st["svm_C"],
+            svm_features=st["svm_features"], seed=seed,
             heldout_members=heldout_maps[seed] or None)
     for (label, combiner), ev in evs.items():
-        ch.records.append(Record(f"{label} | {combiner}", seed, ev))
+        ch.record(f"{label} | {combiner}", seed, ev)
 ds = ch.write_results()
 
 # %% [markdown]
@@ -140,7 +143,7 @@ plt.show()
 # rare class, not the values: our data are stated at the top of this chapter.
 
 # %%
-paper = reported_ensembles.kampffmeyer_table2()
+paper = reported.kampffmeyer_table2()
 ours = summary_table(ds, protocol="eroded").loc[
     [f"{label} | svm" for label in paper.index if f"{label} | svm" in ds["method"].values]]
 ours.index = [i.replace(" | svm", " (ours, SVM)") for i in ours.index]
@@ -151,28 +154,21 @@ display(ours)
 # ## Summary
 
 # %%
-sc = ds["scores"].sel({"protocol": "eroded", "class": "overall"}).mean("seed")
-
-
-def get(method: str, metric: str) -> float:
-    return 100 * float(sc.sel({"method": method, "metric": metric}))
-
-
-members_oa = {n: get(f"{ensemble.combo_label((n,))} | member", "oa") for n in names}
+members_oa = {n: seed_mean(ds, f"{ensemble.combo_label((n,))} | member", "oa") for n in names}
 best_member = max(members_oa, key=members_oa.get)
 combo_rows = [str(m) for m in ds["method"].values if "member" not in str(m)]
-best = max(combo_rows, key=lambda m: get(m, "oa"))
+best = max(combo_rows, key=lambda m: seed_mean(ds, m, "oa"))
 lines = [f"- Best single network: **{best_member}**, OA {members_oa[best_member]:.2f} %, "
-         f"mean F1 {get(ensemble.combo_label((best_member,)) + ' | member', 'f1'):.2f} %.",
-         f"- Best combination: **{best}**, OA {get(best, 'oa'):.2f} %, mean F1 "
-         f"{get(best, 'f1'):.2f} % (paper's best: ALL with the SVM, OA 87.03 %, mean F1 "
+         f"mean F1 {seed_mean(ds, ensemble.combo_label((best_member,)) + ' | member', 'f1'):.2f} %.",
+         f"- Best combination: **{best}**, OA {seed_mean(ds, best, 'oa'):.2f} %, mean F1 "
+         f"{seed_mean(ds, best, 'f1'):.2f} % (paper's best: ALL with the SVM, OA 87.03 %, mean F1 "
          "88.79 %)."]
 for label in [ensemble.combo_label(c, names) for c in ensemble.combos(names)]:
-    cells = ", ".join(f"{comb} {get(f'{label} | {comb}', 'oa'):.2f}"
+    cells = ", ".join(f"{comb} {seed_mean(ds, f'{label} | {comb}', 'oa'):.2f}"
                       for comb in ensemble.COMBINERS if f"{label} | {comb}" in combo_rows)
     lines.append(f"- {label}, OA (%) by combiner: {cells}.")
 lines.append(f"- Held-out control: members retrained without scene "
-             f"{ch.data.train[hold].name}: {retrain}.")
+             f"{held_name}: {st['heldout_retrain']}.")
 lines.append(f"- Profile `{profile}` on {ch.hardware}, {len(ch.seeds)} seed(s); member "
              f"inference {ch.wall.get('member inference', 0):.0f} s, combining "
              f"{ch.wall.get('combine', 0):.0f} s, training {ch.wall.get('train', 0):.0f} s.")

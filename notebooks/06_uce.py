@@ -29,13 +29,15 @@
 # metrics); MC-dropout uncertainty is introduced where it is used below.
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-# Method parameters; None takes the profile's value (names as in aerialseg.config and
-# aerialseg.methods.uce).
+retrain = False  # True: train again even if the run store holds the model
+# Method parameters; None takes the profile's value (names as in aerialseg.config.TrainConfig
+# and the methods' specs in aerialseg.papers.uce.method).
 epochs = None
 batch_size = None
 samples_per_epoch = None
@@ -51,39 +53,36 @@ uce_mc_samples = None  # T extra no-grad passes per training step
 uce_uncertainty = None  # "predicted_class_std" (the code's) or "mean_class_std"
 uce_start_epoch = None  # epoch at which the weighting switches on (0: from the start)
 uce_mc_bn = None  # "train" (the code's), "train_frozen_stats" or "eval"
-test_mc_samples = None  # MC passes at evaluation
+test_mc_samples = None  # MC passes at evaluation (a chapter setting)
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, plots, plots_uce
-from aerialseg.config import resolve_run
-from aerialseg.methods import uce
-from aerialseg.reported_uce import landgraf_effects, landgraf_table
+from aerialseg import chapter, plots
+from aerialseg.papers.uce import analysis as uce
+from aerialseg.papers.uce import plots as uce_plots
+from aerialseg.papers.uce.method import METHOD_NAMES
+from aerialseg.papers.uce.reported import landgraf_effects, landgraf_table
 from aerialseg.results import summary_table
+from aerialseg.tables import seed_mean
 
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, epochs=epochs,
-              batch_size=batch_size, samples_per_epoch=samples_per_epoch, crop_size=crop_size,
-              lr=lr, decoder_lr_mult=decoder_lr_mult, encoder=encoder,
-              encoder_weights=encoder_weights, encoder_dropout=encoder_dropout,
-              encoder_depth=encoder_depth, decoder_channels=decoder_channels,
-              uce_mc_samples=uce_mc_samples, uce_uncertainty=uce_uncertainty,
-              uce_start_epoch=uce_start_epoch, uce_mc_bn=uce_mc_bn,
-              test_mc_samples=test_mc_samples)
-ch = chapter.start("06_uce", profile=profile, device=device, dataset=dataset, seeds=seeds,
-                   data_root=data_root, params=params)
-overrides = dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-                 crop_size=crop_size, lr=lr, decoder_lr_mult=decoder_lr_mult, encoder=encoder,
-                 encoder_weights=encoder_weights, encoder_dropout=encoder_dropout,
-                 encoder_depth=encoder_depth, decoder_channels=decoder_channels,
-                 uce_mc_samples=uce_mc_samples, uce_uncertainty=uce_uncertainty,
-                 uce_start_epoch=uce_start_epoch, uce_mc_bn=uce_mc_bn)
-evaluation = uce.eval_settings(profile, test_mc_samples=test_mc_samples)
-T_TEST = evaluation["test_mc_samples"]
+ch = chapter.start(
+    "06_uce", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    overrides=dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                   crop_size=crop_size, lr=lr, decoder_lr_mult=decoder_lr_mult,
+                   encoder=encoder, encoder_weights=encoder_weights,
+                   encoder_dropout=encoder_dropout, encoder_depth=encoder_depth,
+                   decoder_channels=decoder_channels, uce_mc_samples=uce_mc_samples,
+                   uce_uncertainty=uce_uncertainty, uce_start_epoch=uce_start_epoch,
+                   uce_mc_bn=uce_mc_bn),
+    settings=dict(test_mc_samples=test_mc_samples))
+T_TEST = ch.settings["test_mc_samples"]
+evaluation = {k: ch.settings[k] for k in ("tile", "overlap")}
 classes = ch.data.classes
-METHODS = uce.METHOD_NAMES  # ce_dropout, uce_a1, uce_a10
+METHODS = METHOD_NAMES  # ce_dropout, uce_a1, uce_a10
 
 # %% [markdown]
 # ## The loss
@@ -133,11 +132,10 @@ METHODS = uce.METHOD_NAMES  # ce_dropout, uce_a1, uce_a10
 
 # %%
 for name in METHODS:
-    cfg = resolve_run(name, profile=profile, in_bands=ch.data.bands, data={},
-                      **uce.method_overrides(name, overrides))
+    cfg = ch.resolve(name)
     print(f"{name:10s} model {cfg.model_kwargs}\n           loss {cfg.loss} {cfg.loss_kwargs}")
 print(f"training (all three) {cfg.train}")
-print(f"evaluation {evaluation}")
+print(f"evaluation: {T_TEST} MC passes, tiles {evaluation}")
 
 # %% [markdown]
 # ## Training
@@ -151,12 +149,13 @@ print(f"evaluation {evaluation}")
 # %%
 for seed in ch.seeds:
     for name in METHODS:
-        run = uce.train_run(ch, name, seed, **overrides)
-        uce.evaluate_run(ch, run, **evaluation)
+        run = ch.train(name, seed)
+        ch.evaluate(run, mc_samples=T_TEST, prediction="mc_mean", **evaluation,
+                    extra=lambda ev, run=run: uce.run_extras(ev, run, T_TEST))
 
 # %%
 histories = {f"{m} seed {s}": r.history for (m, s), r in ch.runs.items()}
-fig = plots_uce.training_curves(histories)
+fig = uce_plots.training_curves(histories)
 plt.show()
 
 # %% [markdown]
@@ -239,7 +238,7 @@ display(pd.concat({"ours (this run)": ours, "paper (Cityscapes, RN18, 200 ep)": 
                   axis=1))
 
 # %%
-fig = plots_uce.effects_vs_paper(ds, paper.to_dict(orient="index"))
+fig = uce_plots.effects_vs_paper(ds, paper.to_dict(orient="index"))
 plt.show()
 
 # %% [markdown]
@@ -256,7 +255,7 @@ scene_name = next(iter(evs["ce_dropout"].maps))
 panels = {m: {"pred": ev.maps[scene_name]["pred"],
               "uncertainty": uce.uncertainty_maps(ev, T_TEST)[scene_name]}
           for m, ev in evs.items()}
-fig = plots_uce.uncertainty_comparison(
+fig = uce_plots.uncertainty_comparison(
     plots.false_colour(ch.data.val[0]), evs["ce_dropout"].maps[scene_name]["truth"], panels,
     classes, label=f"u (std of the predicted class, T = {T_TEST})")
 plt.show()
@@ -273,8 +272,8 @@ plt.show()
 # %%
 wm = uce.weight_maps(run10, batch, alphas=(1, 10), device=ch.device)
 n_show = min(2, len(batch["image"]))
-fig = plots_uce.weight_maps(
-    [plots_uce.stretch(x) for x in batch["image"][:n_show].numpy()],
+fig = uce_plots.weight_maps(
+    [plots.false_colour(x) for x in batch["image"][:n_show].numpy()],
     batch["label"][:n_show].numpy(), wm["uncertainty"][:n_show],
     {"(1+u)^1": wm["weight_1"][:n_show], "(1+u)^10": wm["weight_10"][:n_show]}, classes)
 plt.show()
@@ -289,45 +288,24 @@ display(pd.DataFrame({"share of the weight on the top 10 % pixels (%)": shares})
 # stays high while most pixels are kept means $u$ puts the errors last.
 
 # %%
-fig = plots_uce.accuracy_vs_coverage(ds)
+fig = plots.coverage_curves(ds, uncertainty="predicted_class_std")
 plt.show()
 
 # %% [markdown]
 # ## Summary
 
 # %%
-sc = ds["scores"].sel(protocol="eroded", **{"class": "overall"})
-
-
-def mean_std(method: str, metric: str, scale: float = 100.0) -> tuple[float, float]:
-    v = scale * sc.sel({"method": method, "metric": metric}).values
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")
-
-
-def paired(method: str, metric: str, scale: float = 100.0) -> tuple[float, float]:
-    d = scale * (sc.sel({"method": method, "metric": metric})
-                 - sc.sel({"method": "ce_dropout", "metric": metric})).values
-    return float(d.mean()), float(d.std(ddof=1)) if d.size > 1 else float("nan")
-
-
-def verdict(mean: float, std: float) -> str:
-    if std != std:
-        return "one seed, so no spread to judge it against"
-    return ("larger than" if abs(mean) > 2 * std / len(ch.seeds) ** 0.5 else "within") + (
-        " twice its standard error over seeds")
-
-
-miou = {m: mean_std(m, "iou") for m in METHODS}
 lines = [
-    "- mIoU (eroded GT): " + ", ".join(f"{m} {miou[m][0]:.1f} %" for m in METHODS) + ".",
+    "- mIoU (eroded GT): " + ", ".join(f"{m} {seed_mean(ds, m, 'iou'):.1f} %"
+                                       for m in METHODS) + ".",
 ]
 for m, a in (("uce_a1", 1), ("uce_a10", 10)):
-    d, s = paired(m, "iou")
-    de, _ = paired(m, "ece", 1.0)
+    d = seed_mean(ds, m, "iou") - seed_mean(ds, "ce_dropout", "iou")
+    de = seed_mean(ds, m, "ece", scale=1) - seed_mean(ds, "ce_dropout", "ece", scale=1)
     munc = ds["munc"]
     dm = float((munc.sel({"method": m}) - munc.sel({"method": "ce_dropout"})).mean())
     lines.append(
-        f"- α = {a}: mIoU {d:+.2f} points against CE ({verdict(d, s)}); ECE {de:+.4f}; "
+        f"- α = {a}: mIoU {d:+.2f} points against CE; ECE {de:+.4f}; "
         f"mUnc {dm:+.4f}. The paper on Cityscapes (RN18, 200 epochs): "
         f"{paper.loc[m, 'Δ mIoU (points)']:+.1f} points, ECE {paper.loc[m, 'Δ ECE']:+.3f}, "
         f"mUnc {paper.loc[m, 'Δ mUnc']:+.3f}.")
@@ -349,9 +327,7 @@ lines += [
     f"{steps} training steps per run; training took {ch.wall.get('train', 0):.0f} s and "
     f"evaluation {ch.wall.get('evaluate', 0):.0f} s in this run.",
 ]
-if profile != "full":
-    weights = run10.cfg.model_kwargs.get("encoder_weights") or "random"
-    lines.append(f"- This profile trains a reduced network for {steps} steps from {weights} "
-                 "weights; the paper trains for 200-500 epochs from ImageNet weights, so its "
-                 "effects of a few mIoU points are judged with the `full` profile.")
+weights = run10.cfg.model_kwargs.get("encoder_weights") or "random"
+lines.append(f"- This run trains for {steps} steps from {weights} weights; the paper trains "
+             "for 200-500 epochs from ImageNet weights.")
 display(Markdown("\n".join(lines)))

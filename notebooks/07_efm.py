@@ -31,14 +31,17 @@
 # {doc}`03_fcn_mfb` (how a chapter trains and evaluates).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
-seeds = None  # None: one seed in smoke/default, three in full
-archs = ("fpn", "pspnet")  # models to run
-# Method parameters; None takes the profile's value (names as in aerialseg.config and
-# methods.md §6; finetune_epochs / finetune_lr are the epochs / lr of stage 3 and the control).
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
+seeds = None  # None: the profile's seeds
+retrain = False  # True: train again even if the run store holds the model
+archs = None  # models to run (None: fpn and pspnet)
+# Method parameters; None takes the profile's value (names as in aerialseg.config.TrainConfig
+# and aerialseg.papers.efm.method; finetune_epochs / finetune_lr are the epochs / lr of
+# stage 3 and the control).
 encoder = None
 epochs = None
 finetune_epochs = None
@@ -58,8 +61,8 @@ efm_boundary_gamma = None
 efm_sigma = None
 topk_fraction = None
 label_smoothing = None
-tta = True  # flip TTA for stage 3 and the control (the paper's test-time setting)
-paper_baseline = None  # also train the plain CE + Dice baseline; None: only in full
+tta = None  # flip TTA for stage 3 and the control (None: on, the paper's test-time setting)
+paper_baseline = None  # also train the paper's CE + Dice baseline (None: yes)
 
 # %%
 import matplotlib.pyplot as plt
@@ -68,30 +71,32 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, plots, plots_efm, reported_efm
-from aerialseg.config import coerce, resolve_run
+from aerialseg import chapter, plots
 from aerialseg.losses.efm import EFMLoss
-from aerialseg.methods import efm as efm_methods
-from aerialseg.methods.efm import method_name
+from aerialseg.papers.efm import analysis as efm_analysis
+from aerialseg.papers.efm import method as efm_methods
+from aerialseg.papers.efm import plots as efm_plots
+from aerialseg.papers.efm import reported as reported_efm
+from aerialseg.papers.efm.method import method_name
 from aerialseg.results import summary_table
 
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, archs=archs,
-              encoder=encoder, epochs=epochs, finetune_epochs=finetune_epochs,
-              batch_size=batch_size, samples_per_epoch=samples_per_epoch, crop_size=crop_size,
-              lr=lr, finetune_lr=finetune_lr, ema_decay=ema_decay,
-              efm_start_epoch=efm_start_epoch, efm_every=efm_every, efm_source=efm_source,
-              efm_mix_alpha=efm_mix_alpha, efm_focus_alpha=efm_focus_alpha,
-              efm_focus_beta=efm_focus_beta, efm_boundary_gamma=efm_boundary_gamma,
-              efm_sigma=efm_sigma, topk_fraction=topk_fraction, label_smoothing=label_smoothing,
-              tta=tta, paper_baseline=paper_baseline)
-ch = chapter.start("07_efm", profile=profile, device=device, dataset=dataset,
-                   seeds=seeds if seeds is not None else efm_methods.SEEDS_BY_PROFILE[profile],
-                   data_root=data_root, params=params)
-archs = coerce(archs)
+ch = chapter.start(
+    "07_efm", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    overrides=dict(encoder=encoder, epochs=epochs, finetune_epochs=finetune_epochs,
+                   batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                   crop_size=crop_size, lr=lr, finetune_lr=finetune_lr, ema_decay=ema_decay,
+                   efm_start_epoch=efm_start_epoch, efm_every=efm_every,
+                   efm_source=efm_source, efm_mix_alpha=efm_mix_alpha,
+                   efm_focus_alpha=efm_focus_alpha, efm_focus_beta=efm_focus_beta,
+                   efm_boundary_gamma=efm_boundary_gamma, efm_sigma=efm_sigma,
+                   topk_fraction=topk_fraction, label_smoothing=label_smoothing),
+    settings=dict(archs=archs, tta=tta, paper_baseline=paper_baseline))
+archs = ch.settings["archs"]
 archs = (archs,) if isinstance(archs, str) else tuple(archs)
-stage_overrides = efm_methods.stage_overrides(params)
-run_cedice = paper_baseline if paper_baseline is not None else profile == "full"
-stages = ("base", "efm", "ft", "ctrl") + (("cedice",) if run_cedice else ())
+tta = ch.settings["tta"]
+stage_overrides = efm_methods.stage_overrides(ch.overrides)
+stages = ("base", "efm", "ft", "ctrl") + (("cedice",) if ch.settings["paper_baseline"] else ())
 classes = ch.data.classes
 
 # %% [markdown]
@@ -173,8 +178,7 @@ rows = {}
 for arch in archs:
     for stage in stages:
         name = method_name(arch, stage)
-        cfg = resolve_run(name, profile=profile, in_bands=ch.data.bands, data={},
-                          **stage_overrides[stage])
+        cfg = ch.resolve(name, overrides=stage_overrides[stage])
         t, lk = cfg.train, cfg.loss_kwargs
         rows[name] = {"model": f"{cfg.model} {cfg.model_kwargs['encoder']}",
                       "epochs": t.epochs, "lr": t.lr, "EMA": t.ema_decay or "–",
@@ -199,15 +203,16 @@ stage_runs = {}
 for arch in archs:
     for seed in ch.seeds:
         r = {}
-        r["base"] = ch.train(method_name(arch, "base"), seed, **stage_overrides["base"])
-        r["efm"] = ch.train(method_name(arch, "efm"), seed, **stage_overrides["efm"])
+        r["base"] = ch.train(method_name(arch, "base"), seed,
+                             overrides=stage_overrides["base"])
+        r["efm"] = ch.train(method_name(arch, "efm"), seed, overrides=stage_overrides["efm"])
         r["ft"] = ch.train(method_name(arch, "ft"), seed, init_run=r["efm"].path.name,
-                           **stage_overrides["ft"])
+                           overrides=stage_overrides["ft"])
         r["ctrl"] = ch.train(method_name(arch, "ctrl"), seed, init_run=r["base"].path.name,
-                             **stage_overrides["ctrl"])
-        if run_cedice:
+                             overrides=stage_overrides["ctrl"])
+        if "cedice" in stages:
             r["cedice"] = ch.train(method_name(arch, "cedice"), seed,
-                                   **stage_overrides["cedice"])
+                                   overrides=stage_overrides["cedice"])
         for stage, run in r.items():
             ch.evaluate(run, tile=512, overlap=64, tta=tta and stage in ("ft", "ctrl"))
         stage_runs[(arch, seed)] = r
@@ -226,7 +231,7 @@ for arch in archs:
     panels[arch] = {"baseline": (r["base"].history, 0), "+EFM": (r["efm"].history, 0),
                     "+EFM fine-tune": (r["ft"].history, e_efm),
                     "control": (r["ctrl"].history, e_base)}
-fig = plots_efm.stage_curves(panels)
+fig = efm_plots.stage_curves(panels)
 plt.show()
 
 # %% [markdown]
@@ -239,8 +244,9 @@ plt.show()
 # boundary F1 and calibration error. With several seeds: mean ± standard deviation.
 
 # %%
-ds, gains = efm_methods.write_chapter_results(ch)
-order = [m for m in efm_methods.stage_methods(archs, stages) if m in ds["method"].values]
+ds = ch.write_results()
+gains = efm_analysis.stage_gains(ds)
+order = [m for m in efm_analysis.stage_methods(archs, stages) if m in ds["method"].values]
 display(summary_table(ds, protocol="eroded",
                       metrics=("f1", "iou", "oa", "weighted_iou", "boundary_f1", "ece"))
         .reindex(order))
@@ -263,7 +269,7 @@ display(summary_table(ds, protocol="full", metrics=("f1", "iou", "oa", "weighted
 # of this chapter. Compare the *gains between stages*, not the levels.
 
 # %%
-display(efm_methods.paper_style_table(ds, protocol="full").round(2))
+display(efm_analysis.paper_style_table(ds, protocol="full").round(2))
 
 # %% [markdown]
 # ### What the stages gain
@@ -274,10 +280,10 @@ display(efm_methods.paper_style_table(ds, protocol="full").round(2))
 # gain over its baseline. **"fine-tune - control" is the gain attributable to EFM.**
 
 # %%
-display(efm_methods.format_gains(gains))
+display(efm_analysis.format_gains(gains))
 bars = gains[["weighted IoU", "weighted IoU sd", "paper IoU"]].rename(
     columns={"weighted IoU": "ours", "weighted IoU sd": "ours sd", "paper IoU": "paper"})
-fig = plots_efm.gain_bars(bars, ylabel="weighted IoU gain (points)")
+fig = efm_plots.gain_bars(bars, ylabel="weighted IoU gain (points)")
 plt.show()
 
 # %% [markdown]
@@ -299,7 +305,7 @@ for arch in archs:
         print(f"{arch}: the stage-2 run kept no monitoring maps")
         continue
     h, w = snaps["labels"].shape
-    fig = plots_efm.efm_evolution(snaps, classes=classes,
+    fig = efm_plots.efm_evolution(snaps, classes=classes,
                                   image=plots.false_colour(scene0)[:h, :w],
                                   title=f"{arch}: stage 2 (+EFM)")
     plt.show()
@@ -314,7 +320,7 @@ for arch in archs:
     for stage, what in (("efm", "stage 2"), ("ft", "stage 3 (fine-tune)")):
         snaps = monitors[(arch, stage)]
         if snaps is not None and len(snaps["epoch"]) >= 2:
-            fig = plots_efm.efm_difference(snaps, title=f"{arch}: {what}")
+            fig = efm_plots.efm_difference(snaps, title=f"{arch}: {what}")
             plt.show()
 
 # %% [markdown]
@@ -335,7 +341,7 @@ if snaps is not None:
     efm_last = torch.from_numpy(snaps["efm"][-1].astype(np.float32))[None]
     wb = loss.pixel_weights(target, None)[0].numpy()
     wt = loss.pixel_weights(target, efm_last)[0].numpy()
-    fig = plots_efm.weight_decomposition(
+    fig = efm_plots.weight_decomposition(
         {"ground truth": plots.label_image(snaps["labels"], classes), "W_b (boundary)": wb,
          f"EFM (epoch {snaps['epoch'][-1]:g})": efm_last[0].numpy(), "W = W_b (1 + α EFM^β)": wt},
         title=f"{arch}: pixel weights at the end of stage 2")
@@ -357,28 +363,20 @@ for arch in archs:
 # ## Summary
 
 # %%
-def fmt(arch: str, comparison: str, metric: str) -> str:
-    if (arch, comparison) not in gains.index:
-        return "–"
-    m = gains.loc[(arch, comparison), metric]
-    sd = gains.loc[(arch, comparison), f"{metric} sd"]
-    return f"{m:+.2f}" + (f" ± {sd:.2f}" if np.isfinite(sd) else "")
-
-
 paper_gain = reported_efm.efm_paper_gains("IoU")
 n_seeds = len(ch.seeds)
 lines = []
 for arch in archs:
     lines.append(
         f"- **{arch.upper() if arch == 'fpn' else 'PSPNet'}**, weighted IoU (full GT): +EFM "
-        f"over baseline {fmt(arch, '+EFM - baseline', 'weighted IoU')} points, fine-tune "
-        f"over baseline {fmt(arch, 'fine-tune - baseline', 'weighted IoU')} (paper "
+        f"over baseline {efm_analysis.format_gain(gains, arch, '+EFM - baseline', 'weighted IoU')} points, fine-tune "
+        f"over baseline {efm_analysis.format_gain(gains, arch, 'fine-tune - baseline', 'weighted IoU')} (paper "
         f"{paper_gain[arch]['efm']:+.2f} and {paper_gain[arch]['ft']:+.2f}); the control "
-        f"alone gains {fmt(arch, 'control - baseline', 'weighted IoU')}, so the gain "
+        f"alone gains {efm_analysis.format_gain(gains, arch, 'control - baseline', 'weighted IoU')}, so the gain "
         f"attributable to EFM (fine-tune - control) is "
-        f"**{fmt(arch, 'fine-tune - control', 'weighted IoU')}** points weighted IoU, "
-        f"**{fmt(arch, 'fine-tune - control', 'mIoU')}** points mIoU and "
-        f"{fmt(arch, 'fine-tune - control', 'OA')} points OA (ISPRS protocol, eroded GT).")
+        f"**{efm_analysis.format_gain(gains, arch, 'fine-tune - control', 'weighted IoU')}** points weighted IoU, "
+        f"**{efm_analysis.format_gain(gains, arch, 'fine-tune - control', 'mIoU')}** points mIoU and "
+        f"{efm_analysis.format_gain(gains, arch, 'fine-tune - control', 'OA')} points OA (ISPRS protocol, eroded GT).")
 lines.append(
     f"- {n_seeds} seed(s)" + (": no spread is measured, so differences of the size of the "
                              "seed-to-seed variation cannot be told from noise (run with "

@@ -32,12 +32,15 @@
 # and {doc}`03_fcn_mfb` (how a chapter trains, reuses and evaluates models).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-# Method parameters; None takes the profile's value (names as in aerialseg.config).
+retrain = False  # True: train again even if the run store holds the model
+# Method parameters; None takes the profile's value (names as in aerialseg.config.TrainConfig
+# and the methods' specs in aerialseg.papers.cse_unet.method).
 epochs = None
 batch_size = None
 samples_per_epoch = None  # None in `full`: every non-overlapping crop of the tiles once
@@ -48,7 +51,7 @@ scale_range = None  # random rescaling of the crops, e.g. (0.5, 2.0)
 base_width = None  # C1 of the U-Nets (64 in the paper); widths double per level
 dropout2d = None  # channel dropout in every double conv of the U-Nets (Mazur: 0.2)
 encoder = None  # encoder of the smp U-Net baseline (resnet34)
-train_mazur = False  # also train Mazur's layout of CSE-UNet (cse_unet_mazur)
+train_mazur = None  # also train Mazur's layout of CSE-UNet (cse_unet_mazur; None: no)
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,22 +59,23 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, plots, plots_cse, reported_cse
-from aerialseg.config import get_method, resolve_run
-from aerialseg.methods import cse_unet as cse
+from aerialseg import chapter, plots
+from aerialseg.papers.cse_unet import analysis as cse
+from aerialseg.papers.cse_unet import plots as cse_plots
+from aerialseg.papers.cse_unet import reported as reported_cse
+from aerialseg.papers.cse_unet.method import ABLATION, BASELINE, METHODS
 from aerialseg.results import summary_table
+from aerialseg.tables import seed_mean
 
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, epochs=epochs,
-              batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-              crop_size=crop_size, lr=lr, momentum=momentum, scale_range=scale_range,
-              base_width=base_width, dropout2d=dropout2d, encoder=encoder,
-              train_mazur=train_mazur)
-ch = chapter.start("08_cse_unet", profile=profile, device=device, dataset=dataset,
-                   seeds=seeds, data_root=data_root, params=params)
-overrides = dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-                 crop_size=crop_size, lr=lr, momentum=momentum, scale_range=scale_range,
-                 base_width=base_width, dropout2d=dropout2d, encoder=encoder)
-methods = [*cse.ABLATION, cse.BASELINE] + (["cse_unet_mazur"] if train_mazur else [])
+ch = chapter.start(
+    "08_cse_unet", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    overrides=dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                   crop_size=crop_size, lr=lr, momentum=momentum, scale_range=scale_range,
+                   base_width=base_width, dropout2d=dropout2d, encoder=encoder),
+    settings=dict(train_mazur=train_mazur))
+methods = [*ABLATION, BASELINE] + (["cse_unet_mazur"] if ch.settings["train_mazur"] else [])
+overrides = {k: v for k, v in ch.overrides.items() if v is not None}
 classes = ch.data.classes
 n_bands, n_classes = len(ch.data.bands), classes.num_classes
 
@@ -116,9 +120,8 @@ n_bands, n_classes = len(ch.data.bands), classes.num_classes
 
 # %%
 for name in methods:
-    cfg = resolve_run(name, profile=profile, in_bands=ch.data.bands, data={},
-                      **cse.method_overrides(name, **overrides))
-    print(f"{name:15s} {get_method(name).title}\n    model {cfg.model} {cfg.model_kwargs}\n"
+    cfg = ch.resolve(name)
+    print(f"{name:15s} {METHODS[name].title}\n    model {cfg.model} {cfg.model_kwargs}\n"
           f"    train {cfg.train}")
 
 # %% [markdown]
@@ -130,10 +133,10 @@ for name in methods:
 # (CSE-UNet ≈ 34.57 M, U-Net ≈ 28.95 M). Mazur's layout is included for comparison.
 
 # %%
-count_methods = [*cse.ABLATION, "cse_unet_mazur", cse.BASELINE]
+count_methods = [*ABLATION, "cse_unet_mazur", BASELINE]
 params_df = cse.parameter_table(count_methods, profile=profile, in_channels=n_bands,
                                 num_classes=n_classes, paper_io=(3, 5),
-                                **{k: v for k, v in overrides.items() if v is not None})
+                                **overrides)
 display(params_df.round(3))
 full = params_df["paper width (M)"]
 
@@ -160,7 +163,7 @@ full = params_df["paper width (M)"]
 # %%
 for seed in ch.seeds:
     for name in methods:
-        run = ch.train(name, seed, **cse.method_overrides(name, **overrides))
+        run = ch.train(name, seed)
         ch.evaluate(run, label=name, tile=512, overlap=64)
 
 # %%
@@ -198,7 +201,7 @@ display(summary_table(ds, protocol="full"))
 # %%
 abl = cse.ablation_table(ds, protocol="eroded")
 display(abl.round(2))
-fig = plots_cse.ablation_deltas(abl, ours_label=f"ours ({dataset}, {profile})")
+fig = cse_plots.ablation_deltas(abl, ours_label=f"ours ({dataset}, {profile})")
 plt.show()
 display(reported_cse.table1())
 
@@ -209,7 +212,7 @@ display(reported_cse.table1())
 # Table 3 (Vaihingen; FCN-8s and CAN are the paper's other baselines, not trained here).
 
 # %%
-titles = {m: get_method(m).title for m in ds["method"].values}
+titles = {m: METHODS[str(m)].title for m in ds["method"].values}
 display(cse.iou_f1_table(ds, [str(m) for m in ds["method"].values], titles=titles))
 display(reported_cse.per_class_table("vaihingen"))
 
@@ -257,7 +260,7 @@ display(Markdown(
 
 # %%
 cost = cse.cost_table(ds, profile=profile, in_channels=n_bands, num_classes=n_classes,
-                      **{k: v for k, v in overrides.items() if v is not None})
+                      **overrides)
 display(cost.round(3))
 
 # %% [markdown]
@@ -285,13 +288,6 @@ beyond = [r for r in abl.index[1:] if np.isfinite(spread) and abs(ours_delta[r])
 signs = {bool(ours_delta[r] * paper_delta[r] > 0) for r in beyond}
 agree = {frozenset({True}): "same", frozenset({False}): "opposite"}.get(frozenset(signs),
                                                                         "mixed")
-sc = ds["scores"].sel(protocol="eroded", **{"class": "overall"})
-
-
-def miou(method: str) -> float:
-    return float(100 * sc.sel({"method": method, "metric": "iou"}).mean("seed"))
-
-
 time_ratio = cost.loc["cse_unet", "train (s)"] / cost.loc["unet_plain", "train (s)"]
 speed_ratio = (cost.loc["cse_unet", "inference (Mpx/s)"]
                / cost.loc["unet_plain", "inference (Mpx/s)"])
@@ -314,8 +310,8 @@ lines = [
      "`full`) on the real data." if not beyond else
      f"- Verdict: {', '.join(beyond)} differ(s) from the U-Net by more than twice the seed "
      f"spread, in the {agree} direction as in the paper."),
-    f"- smp U-Net (ResNet-34, from scratch): mIoU {miou(cse.BASELINE):.1f} % against "
-    f"{miou('cse_unet'):.1f} % for CSE-UNet, with {full[cse.BASELINE]:.1f} M against "
+    f"- smp U-Net (ResNet-34, from scratch): mIoU {seed_mean(ds, BASELINE, 'iou'):.1f} % against "
+    f"{seed_mean(ds, 'cse_unet', 'iou'):.1f} % for CSE-UNet, with {full[BASELINE]:.1f} M against "
     f"{full['cse_unet']:.1f} M parameters at full width.",
     f"- At the paper's width CSE-UNet has {full['cse_unet']:.2f} M parameters, "
     f"{100 * (full['cse_unet'] / full['unet_plain'] - 1):.0f} % more than the U-Net "

@@ -35,12 +35,15 @@
 # metrics).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full
+profile = "default"  # smoke | default | gpu | full
 device = "auto"  # auto: CUDA when present, else CPU
-dataset = "synthetic"  # synthetic | dubai | vaihingen
+dataset = "synthetic"  # synthetic | dubai | vaihingen | potsdam | loveda
 data_root = None  # None: data/<dataset> (or ../shared/data for real sets)
+data_options = None  # dataset options, e.g. {"potsdam_bands": "rgb"} (see chapter 01)
 seeds = None  # None: the profile's seeds
-# Method parameters; None takes the profile's value (names as in aerialseg.config).
+retrain = False  # True: train again even if the run store holds the model
+# Method parameters; None takes the profile's value (names as in aerialseg.config.TrainConfig
+# and the methods' specs in aerialseg.papers.lossd.method).
 epochs = None
 batch_size = None
 samples_per_epoch = None
@@ -53,9 +56,9 @@ lossd_norm = None  # "log" (authors' code), "linear" or "none"
 lossd_warmup_epochs = None  # linear ramp of lambda_d (0: off)
 boundary_alpha_step = None  # decrease of Kervadec's alpha per epoch
 # Object counting (this chapter's evaluation, not a training parameter).
-object_min_overlap = 0.5  # matched if at least this fraction overlaps (see below)
-object_connectivity = 8  # 4 or 8
-object_min_size = 10  # components smaller than this (px) are not counted
+object_min_overlap = None  # matched if at least this fraction overlaps (0.5; see below)
+object_connectivity = None  # 4 or 8 (8)
+object_min_size = None  # components smaller than this (px) are not counted (10)
 
 # %%
 import matplotlib.pyplot as plt
@@ -64,33 +67,29 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from aerialseg import chapter, objects, plots, plots_lossd, reported_lossd
-from aerialseg.config import resolve_run
+from aerialseg import chapter, objects, plots
 from aerialseg.losses.distance import kervadec_distance_maps, signed_distance_maps
-from aerialseg.methods import lossd as method
+from aerialseg.papers.lossd import analysis as method
+from aerialseg.papers.lossd import plots as plots_lossd
+from aerialseg.papers.lossd import reported as reported_lossd
 from aerialseg.results import summary_table
 
-params = dict(profile=profile, device=device, dataset=dataset, seeds=seeds, epochs=epochs,
-              batch_size=batch_size, samples_per_epoch=samples_per_epoch, crop_size=crop_size,
-              lr=lr, base_width=base_width, lossd_weight=lossd_weight,
-              lossd_max_iter=lossd_max_iter, lossd_norm=lossd_norm,
-              lossd_warmup_epochs=lossd_warmup_epochs,
-              boundary_alpha_step=boundary_alpha_step, object_min_overlap=object_min_overlap,
-              object_connectivity=object_connectivity, object_min_size=object_min_size)
-ch = chapter.start("09_distance_loss", profile=profile, device=device, dataset=dataset,
-                   seeds=seeds, data_root=data_root, params=params)
-common = dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
-              crop_size=crop_size, lr=lr, base_width=base_width)
-overrides = {
-    "base": common,
-    "base_lossd": {**common, "lossd_weight": lossd_weight, "lossd_max_iter": lossd_max_iter,
-                   "lossd_norm": lossd_norm, "lossd_warmup_epochs": lossd_warmup_epochs},
-    "base_boundary": {**common, "boundary_alpha_step": boundary_alpha_step},
-}
-METHODS = tuple(overrides)
+ch = chapter.start(
+    "09_distance_loss", profile=profile, device=device, dataset=dataset, seeds=seeds,
+    data_root=data_root, data_options=data_options, retrain=retrain,
+    overrides=dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
+                   crop_size=crop_size, lr=lr, base_width=base_width,
+                   lossd_weight=lossd_weight, lossd_max_iter=lossd_max_iter,
+                   lossd_norm=lossd_norm, lossd_warmup_epochs=lossd_warmup_epochs,
+                   boundary_alpha_step=boundary_alpha_step),
+    settings=dict(object_min_overlap=object_min_overlap,
+                  object_connectivity=object_connectivity, object_min_size=object_min_size))
+METHODS = ("base", "base_lossd", "base_boundary")
+object_min_overlap = ch.settings["object_min_overlap"]
+object_connectivity = ch.settings["object_connectivity"]
+object_min_size = ch.settings["object_min_size"]
 classes = ch.data.classes
-cfgs = {m: resolve_run(m, profile=profile, in_bands=ch.data.bands, data={}, **overrides[m])
-        for m in METHODS}
+cfgs = {m: ch.resolve(m) for m in METHODS}
 
 # %% [markdown]
 # ## What is public and what we reconstructed
@@ -235,7 +234,7 @@ cfg_l = cfgs["base_lossd"].train
 batch = method.label_batch([s.training_labels(True) for s in ch.data.train],
                            cfg_l.batch_size, cfg_l.crop_size)
 step_cost = method.loss_step_cost(batch, classes.num_classes, max_iter=cap, device=ch.device,
-                                  repeats=2 if profile == "smoke" else 5)
+                                  repeats=ch.settings["timing_repeats"])
 print(f"batch of logits {step_cost.attrs['batch']} (B, C, H, W) on {ch.hardware}")
 display(step_cost.round(1))
 
@@ -255,7 +254,7 @@ display(step_cost.round(1))
 counts = {}
 for seed in ch.seeds:
     for name in METHODS:
-        run = ch.train(name, seed, **overrides[name])
+        run = ch.train(name, seed)
         ev = ch.evaluate(run, tile=512, overlap=64, keep_maps=len(ch.data.val))
         counts[(name, seed)] = objects.count_maps(
             ev.maps, classes.evaluated, min_overlap=object_min_overlap,
@@ -407,39 +406,24 @@ d = {m: {k: float(sc.sel({"method": m, "metric": k})) for k in ("iou", "f1", "oa
      for m in METHODS}
 o = {m: {k: float(tot.sel({"method": m, "kind": k})) for k in objects.KINDS} for m in METHODS}
 cost = method.cost_summary(ch.runs)
-
-
-def gain(m: str, k: str) -> str:
-    mean, std = method.paired_gain(ds, m, k)
-    if not np.isfinite(std):
-        return f"{mean:+.2f} points, one seed"
-    verdict = "larger than" if abs(mean) > std else "within"
-    return f"{mean:+.2f} ± {std:.2f} points, {verdict} the seed-to-seed spread"
-
-
-def change(m: str, kind: str) -> str:
-    b = o["base"][kind]
-    return f"{100 * (o[m][kind] - b) / b:+.0f} %" if b else "n/a"
-
-
 lines = [
     f"- mIoU (eroded GT): base {d['base']['iou']:.1f} %, +Lossd {d['base_lossd']['iou']:.1f} % "
-    f"({gain('base_lossd', 'iou')}), +boundary loss {d['base_boundary']['iou']:.1f} % "
-    f"({gain('base_boundary', 'iou')}). The paper reports +1.6 (LoveDA) and +0.8 (UAVid) "
+    f"({method.gain_text(ds, 'base_lossd', 'iou')}), +boundary loss {d['base_boundary']['iou']:.1f} % "
+    f"({method.gain_text(ds, 'base_boundary', 'iou')}). The paper reports +1.6 (LoveDA) and +0.8 (UAVid) "
     "mIoU on other data and models.",
     f"- Mean F1: base {d['base']['f1']:.1f} %, +Lossd {d['base_lossd']['f1']:.1f} % "
-    f"({gain('base_lossd', 'f1')}), +boundary {d['base_boundary']['f1']:.1f} % "
-    f"({gain('base_boundary', 'f1')}); paper on Potsdam: +0.7 mF1.",
+    f"({method.gain_text(ds, 'base_lossd', 'f1')}), +boundary {d['base_boundary']['f1']:.1f} % "
+    f"({method.gain_text(ds, 'base_boundary', 'f1')}); paper on Potsdam: +0.7 mF1.",
     f"- OA: {d['base']['oa']:.1f} / {d['base_lossd']['oa']:.1f} / "
     f"{d['base_boundary']['oa']:.1f} %; boundary F1: {d['base']['boundary_f1']:.1f} / "
     f"{d['base_lossd']['boundary_f1']:.1f} / {d['base_boundary']['boundary_f1']:.1f} % "
     "(base / +Lossd / +boundary).",
     f"- Spurious segments (over-segmentation): base {o['base']['spurious']:.0f}, +Lossd "
-    f"{o['base_lossd']['spurious']:.0f} ({change('base_lossd', 'spurious')}), +boundary "
-    f"{o['base_boundary']['spurious']:.0f} ({change('base_boundary', 'spurious')}). Missed "
+    f"{o['base_lossd']['spurious']:.0f} ({method.relative_change(o, 'base_lossd', 'spurious')}), +boundary "
+    f"{o['base_boundary']['spurious']:.0f} ({method.relative_change(o, 'base_boundary', 'spurious')}). Missed "
     f"objects (under-segmentation): {o['base']['missed']:.0f} / "
-    f"{o['base_lossd']['missed']:.0f} ({change('base_lossd', 'missed')}) / "
-    f"{o['base_boundary']['missed']:.0f} ({change('base_boundary', 'missed')}), out of "
+    f"{o['base_lossd']['missed']:.0f} ({method.relative_change(o, 'base_lossd', 'missed')}) / "
+    f"{o['base_boundary']['missed']:.0f} ({method.relative_change(o, 'base_boundary', 'missed')}), out of "
     f"{o['base']['objects']:.0f} true objects (mean over seeds, all evaluated classes).",
     f"- Cost: Lossd's forward pass took {cost.loc['base_lossd', 'loss ms/step (forward)']:.0f} "
     f"ms per training step (median), the base loss "

@@ -26,7 +26,7 @@
 # (`make book` does this in order).
 
 # %% tags=["parameters"]
-profile = "default"  # smoke | default | full: which chapter runs to compare
+profile = "default"  # smoke | default | gpu | full: which chapter runs to compare
 device = "auto"  # unused (nothing is trained); kept so every chapter takes the same parameters
 dataset = "synthetic"  # synthetic | dubai | vaihingen
 data_root = None  # unused here
@@ -38,7 +38,7 @@ baseline = "fcn"  # method the paired differences are taken against
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from aerialseg import compare, plots, reported
+from aerialseg import compare, plots, registry
 from aerialseg.data.registry import get_spec
 from aerialseg.results import summary_table
 
@@ -96,7 +96,7 @@ display(compare.cost_table(ds))
 # direction and size of effects, not about matching values.
 
 # %%
-pv = compare.paper_vs_ours(ds, reported.all_paper_results(), protocol=protocol)
+pv = compare.paper_vs_ours(ds, registry.paper_results(), protocol=protocol)
 display(pv if len(pv) else Markdown("*No method with reported numbers in these results.*"))
 
 # %% [markdown]
@@ -106,7 +106,7 @@ display(pv if len(pv) else Markdown("*No method with reported numbers in these r
 # difference and every seed to point the paper's way.
 
 # %%
-claims = compare.check_claims(ds, reported.all_claims(), protocol=protocol)
+claims = compare.check_claims(ds, registry.claims(), protocol=protocol)
 display(claims if len(claims) else Markdown("*No claim can be checked with these results.*"))
 
 # %% [markdown]

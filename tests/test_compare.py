@@ -3,9 +3,9 @@ import pytest
 from test_evaluation import Oracle
 
 from aerialseg import compare
+from aerialseg.config import Claim, PaperResult
 from aerialseg.data.patches import BandStats
 from aerialseg.evaluation import evaluate_model
-from aerialseg.reported import Claim, PaperResult
 from aerialseg.results import Record, build_results, results_path, write_results
 
 

@@ -1,6 +1,8 @@
 import pytest
 
-from aerialseg.config import TrainConfig, check_profile, resolve_run
+from aerialseg.config import TrainConfig
+from aerialseg.profiles import check_profile
+from aerialseg.registry import resolve_run
 
 
 def test_profile_defaults_and_overrides():

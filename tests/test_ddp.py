@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aerialseg.config import resolve_run
 from aerialseg.data.registry import data_config, load_split
+from aerialseg.registry import resolve_run
 from aerialseg.runs import get_or_train, run_path
 
 

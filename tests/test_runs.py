@@ -1,5 +1,5 @@
-from aerialseg.config import resolve_run
 from aerialseg.data.registry import DataConfig, SplitData
+from aerialseg.registry import resolve_run
 from aerialseg.runs import get_or_train, run_key, run_path
 
 

@@ -108,7 +108,7 @@ def run_book(*, profile: str = "default", dataset: str = "synthetic", device: st
 
     A failing chapter is reported by name; the others still run and keep their results.
     """
-    from aerialseg.config import check_profile
+    from aerialseg.profiles import check_profile
 
     check_profile(profile)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

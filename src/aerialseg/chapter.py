@@ -1,41 +1,74 @@
-"""What every chapter notebook does, in one place: set up, train or reuse, evaluate, write.
+"""What every chapter notebook does: resolve parameters, train or reuse, evaluate, write.
 
-A chapter's code cells stay short: narrative and parameters in the notebook, logic here.
+A chapter passes its parameters once::
+
+    ch = chapter.start("06_uce", profile=profile, device=device, dataset=dataset,
+                       seeds=seeds, data_root=data_root, data_options=data_options,
+                       retrain=retrain, overrides=dict(epochs=epochs, lr=lr, ...),
+                       settings=dict(test_mc_samples=test_mc_samples))
+
+``None`` anywhere means "the profile's value": seeds come from
+:data:`aerialseg.profiles.SEEDS` (or the chapter's own, from its paper package), settings
+from the chapter's :class:`~aerialseg.config.ChapterDefaults`, method parameters from each
+method's profile values. Each method receives only the non-None overrides it declares.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import xarray as xr
 
-from aerialseg.config import check_profile, coerce, resolve_run
+from aerialseg.config import RunConfig
 from aerialseg.data.registry import SplitData, data_config, get_spec, load_split
 from aerialseg.evaluation import Evaluation, evaluate_model
-from aerialseg.results import (
-    Record,
-    build_results,
-    provenance,
-    results_path,
-    write_results,
-)
+from aerialseg.inference import scene_predictor
+from aerialseg.profiles import SEEDS, check_profile
+from aerialseg.registry import chapter_defaults, declared, get_method
+from aerialseg.results import Record, build_results, provenance, results_path, write_results
 from aerialseg.runs import TrainedRun, get_or_train
-from aerialseg.utils import hardware_description, resolve_device, set_seed
+from aerialseg.utils import coerce, hardware_description, resolve_device, set_seed
 
-SEEDS_BY_PROFILE = {"smoke": (0,), "default": (0, 1), "full": (0, 1, 2)}
-"""Seeds a chapter runs when its ``seeds`` parameter is None."""
+
+def resolve_settings(chapter: str, profile: str, values: Mapping[str, Any] | None
+                     ) -> dict[str, Any]:
+    """A chapter's own settings: its profile values, replaced by the non-None ``values``.
+
+    Raises:
+        ValueError: a setting the chapter does not declare, or one left None that has no
+            profile value.
+    """
+    table = chapter_defaults(chapter).settings
+    values = dict(values or {})
+    out: dict[str, Any] = {k: v[profile] for k, v in table.items()}
+    for k, v in values.items():
+        if v is not None:
+            out[k] = coerce(v)
+        elif k not in table:
+            raise ValueError(f"chapter {chapter!r}: setting {k!r} is None and has no "
+                             f"profile value; give it a value")
+    return out
 
 
 @dataclass
 class Chapter:
-    """The state of one chapter run."""
+    """The state of one chapter run.
+
+    Attributes:
+        params: every parameter as the notebook passed it (None = the profile's value),
+            recorded in the results' provenance.
+        overrides: method parameters (None = each method's profile value).
+        settings: the chapter's own settings, resolved for the profile.
+        variant: the parameters set explicitly (not None); a run with any writes its
+            results to its own file, never to the profile's canonical one.
+    """
 
     name: str
     profile: str
@@ -44,6 +77,10 @@ class Chapter:
     seeds: tuple[int, ...]
     data: SplitData
     params: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    variant: dict[str, Any] = field(default_factory=dict)
+    retrain: bool = False
     wall: dict[str, float] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
     runs: dict[tuple[str, int], TrainedRun] = field(default_factory=dict)
@@ -62,37 +99,113 @@ class Chapter:
         finally:
             self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
 
+    def overrides_for(self, method: str) -> dict[str, Any]:
+        """The chapter's non-None method parameters that ``method`` declares."""
+        return declared(method, self.overrides)
+
+    def resolve(self, method: str, seed: int | None = None, *,
+                data: dict[str, Any] | None = None,
+                overrides: Mapping[str, Any] | None = None, **extra: Any) -> RunConfig:
+        """The resolved run of ``method``.
+
+        ``overrides`` (if given) replaces the chapter's method parameters for this run (a
+        chapter that routes its parameters per method, e.g. EFM's stages); ``extra`` is
+        added on top.
+        """
+        base = self.overrides_for(method) if overrides is None else declared(method, overrides)
+        values = {**base, **declared(method, extra)}
+        if seed is not None:
+            values["seed"] = seed
+        return get_method(method).resolve(
+            profile=self.profile, in_bands=self.data.bands,
+            data=self.data.cfg.to_dict() if data is None else data, **values)
+
     def train(self, method: str, seed: int, *, callbacks: Sequence[Any] = (),
-              **overrides: Any) -> TrainedRun:
-        """Train ``method`` with ``seed`` (or reuse it from the run store)."""
-        cfg = resolve_run(method, profile=self.profile, in_bands=self.data.bands,
-                          data=self.data.cfg.to_dict(), seed=seed, **overrides)
+              without_scene: str | None = None, overrides: Mapping[str, Any] | None = None,
+              **extra: Any) -> TrainedRun:
+        """Train ``method`` with ``seed``, or reuse it from the run store.
+
+        Args:
+            method: a registered method.
+            seed: seed of initialisation, sampling and dropout.
+            callbacks: extra training callbacks.
+            without_scene: train on every training scene but this one (its name enters the
+                run's data settings, so the run store keeps the model apart).
+            overrides: method parameters replacing the chapter's (see :meth:`resolve`).
+            extra: method parameters for this run only, on top.
+        """
+        data, cfg_data = self.data, self.data.cfg.to_dict()
+        if without_scene is not None:
+            names = [s.name for s in self.data.train]
+            if without_scene not in names:
+                raise ValueError(f"without_scene={without_scene!r} is not a training scene; "
+                                 f"training scenes: {names}")
+            data = SplitData(self.data.cfg, [s for s in self.data.train
+                                             if s.name != without_scene], list(self.data.val))
+            cfg_data = {**cfg_data, "heldout_train_scene": without_scene}
+        cfg = self.resolve(method, seed, data=cfg_data, overrides=overrides, **extra)
         with self.phase("train"):
-            run = get_or_train(cfg, self.data, device=self.device, callbacks=callbacks)
-        self.runs[(method, seed)] = run
+            run = get_or_train(cfg, data, device=self.device, callbacks=callbacks,
+                               retrain=self.retrain, log=None)
+        if without_scene is None:
+            self.runs[(method, seed)] = run
         return run
 
     def evaluate(self, run: TrainedRun, *, label: str | None = None,
+                 extra: dict[str, float] | Callable[[Evaluation], dict[str, float]] | None
+                 = None, keep_maps: int = 1, border_mode: str = "reflect",
                  **kwargs: Any) -> Evaluation:
-        """Evaluate ``run`` on the validation scenes and keep a record for the results file."""
+        """Evaluate ``run`` on the validation scenes and keep a record for the results file.
+
+        Args:
+            run: a trained run.
+            label: the method name in the results (default: the run's method).
+            extra: scalar values recorded beside the scores, or a function of the
+                evaluation returning them (it sees every scene's maps; only the first
+                ``keep_maps`` are kept afterwards).
+            keep_maps: keep the maps of the first N validation scenes (for figures).
+            border_mode: the patch CNN's border (``"reflect"`` or ``"omit"``).
+            kwargs: passed to :func:`aerialseg.evaluation.evaluate_model`.
+        """
         set_seed(run.cfg.train.seed)  # MC-dropout masks are reproducible per seed
+        kwargs.setdefault("predictor", scene_predictor(run.model, border_mode))
+        keep_all = callable(extra)
         with self.phase("evaluate"):
             ev = evaluate_model(run.model, run.stats, self.data.val, device=self.device,
+                                keep_maps=len(self.data.val) if keep_all else keep_maps,
                                 **kwargs)
+        values = extra(ev) if callable(extra) else dict(extra or {})
+        if keep_all:
+            for name in list(ev.maps)[keep_maps:]:
+                del ev.maps[name]
         self.records.append(Record(label or run.cfg.method, run.cfg.train.seed, ev,
                                    train_seconds=run.train_seconds,
-                                   num_parameters=run.num_parameters))
+                                   num_parameters=run.num_parameters, extra=values))
         return ev
 
-    def write_results(self, folder: str | Path | None = None,
-                      extra_attrs: dict[str, Any] | None = None) -> xr.Dataset:
-        """Write ``results/<chapter>__<dataset>__<profile>.nc`` and return the Dataset."""
+    def record(self, label: str, seed: int, evaluation: Evaluation, **kwargs: Any) -> None:
+        """Keep an evaluation computed elsewhere (e.g. an ensemble) for the results file."""
+        self.records.append(Record(label, seed, evaluation, **kwargs))
+
+    def training_table(self) -> pd.DataFrame:
+        """One row per trained run: epochs, optimiser steps, final loss, time, reused."""
+        rows = []
+        for (method, seed), run in self.runs.items():
+            hist = run.history
+            rows.append({"method": method, "seed": seed, "epochs": len(hist),
+                         "steps": sum(int(h.get("steps", 0)) for h in hist) or None,
+                         "final loss": hist[-1]["loss"] if hist else float("nan"),
+                         "training (s)": run.train_seconds, "reused": run.reused})
+        return pd.DataFrame(rows)
+
+    def write_results(self, extra_attrs: dict[str, Any] | None = None,
+                      folder: str | Path | None = None) -> xr.Dataset:
+        """Write the chapter's results file and return its Dataset."""
         ds = build_results(self.records, chapter=self.name, profile=self.profile,
                            dataset=self.dataset, params=self.params, device=str(self.device),
                            hardware=self.hardware, wall_seconds=self.wall,
                            extra_attrs=extra_attrs)
-        path = write_results(ds, results_path(self.name, self.dataset, self.profile, folder))
-        print(f"results written to {path}")
+        write_results(ds, self.results_file(folder))
         return ds
 
     def write_summary(self, ds: xr.Dataset, folder: str | Path | None = None) -> xr.Dataset:
@@ -102,30 +215,58 @@ class Chapter:
                                    dataset=self.dataset, params=self.params,
                                    device=str(self.device), hardware=self.hardware,
                                    wall_seconds=self.wall))
-        path = write_results(ds, results_path(self.name, self.dataset, self.profile, folder))
-        print(f"results written to {path}")
+        write_results(ds, self.results_file(folder))
         return ds
+
+    def results_file(self, folder: str | Path | None = None) -> Path:
+        """Where this run's results go (a variant never replaces the canonical file)."""
+        return results_path(self.name, self.dataset, self.profile, folder=folder,
+                            overrides=self.variant or None)
 
 
 def start(name: str, *, profile: str = "default", device: str = "auto",
-          dataset: str = "synthetic", seeds: Sequence[int] | None = None,
-          data_root: str | None = None, params: dict[str, Any] | None = None,
-          **data_overrides: Any) -> Chapter:
-    """Resolve profile, device and data for chapter ``name`` and print what will run."""
+          dataset: str = "synthetic", seeds: Sequence[int] | int | None = None,
+          data_root: str | None = None, data_options: Mapping[str, Any] | None = None,
+          retrain: bool = False, overrides: Mapping[str, Any] | None = None,
+          settings: Mapping[str, Any] | None = None) -> Chapter:
+    """Resolve profile, device, data and parameters for chapter ``name``.
+
+    Args:
+        name: the chapter (``"03_fcn_mfb"``).
+        profile: ``smoke``, ``default``, ``gpu`` or ``full``.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        dataset: a registered dataset.
+        seeds: the seeds (None: the profile's).
+        data_root: the dataset's folder (None: the default locations).
+        data_options: dataset options (see :func:`aerialseg.data.registry.data_config`).
+        retrain: train every run again even if the run store holds it.
+        overrides: method parameters (None: each method's profile value).
+        settings: the chapter's own settings (None: the profile's value).
+    """
     check_profile(profile)
     get_spec(dataset)
     dev = resolve_device(device)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    seeds = tuple(coerce(seeds)) if seeds is not None else SEEDS_BY_PROFILE[profile]
-    cfg = data_config(dataset, profile, data_root=data_root, **data_overrides)
+    overrides = {k: coerce(v) for k, v in (overrides or {}).items()}
+    resolved = resolve_settings(name, profile, settings)
+    if seeds is None:
+        chosen = chapter_defaults(name).seeds.get(profile, SEEDS[profile])
+    else:
+        seeds = coerce(seeds)
+        chosen = (seeds,) if isinstance(seeds, int) else tuple(seeds)
+    data_options = dict(coerce(data_options) or {})
+    cfg = data_config(dataset, profile, data_root=data_root, **data_options)
     t0 = time.perf_counter()
     data = load_split(cfg)
-    ch = Chapter(name, profile, dataset, dev, seeds, data, dict(params or {}))
+    params = {"profile": profile, "device": device, "dataset": dataset, "seeds": seeds,
+              "data_root": data_root, "data_options": data_options, "retrain": retrain,
+              **dict(overrides), **dict(settings or {})}
+    variant = {k: v for k, v in {**overrides, **dict(settings or {})}.items() if v is not None}
+    if seeds is not None:
+        variant["seeds"] = list(chosen)
+    if data_options:
+        variant["data_options"] = data_options
+    ch = Chapter(name, profile, dataset, dev, tuple(chosen), data, params,
+                 overrides=dict(overrides), settings=resolved, variant=variant,
+                 retrain=bool(retrain))
     ch.wall["data"] = time.perf_counter() - t0
-    print(f"chapter {name} | profile {profile} | dataset {dataset} | seeds {list(seeds)}")
-    print(f"device: {dev} ({ch.hardware}), torch {torch.__version__}")
-    sizes = sorted({s.shape for s in data.train + data.val})
-    print(f"data: {len(data.train)} train / {len(data.val)} validation scenes, sizes {sizes}, "
-          f"bands {data.bands}")
-    print("data settings:", json.dumps(cfg.to_dict()))
     return ch

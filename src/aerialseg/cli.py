@@ -70,8 +70,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
     import torch.distributed as dist
 
-    from aerialseg.config import get_method, resolve_run
     from aerialseg.data.registry import data_config, load_split
+    from aerialseg.registry import get_method, resolve_run
     from aerialseg.runs import get_or_train
     from aerialseg.utils import resolve_device
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from aerialseg.config import Claim, PaperResult
 from aerialseg.paths import results_dir
-from aerialseg.reported import Claim, PaperResult
 from aerialseg.results import OVERALL, read_results
 
 COMPARISON_CHAPTER = "10_comparison"

@@ -1,24 +1,20 @@
-"""Profiles, training settings and method definitions.
+"""The study's configuration dataclasses (and nothing else).
 
-A chapter's parameters cell uses the names defined here. A value of ``None`` in a chapter
-means "the profile's default"; any other value overrides it. Resolution order:
-dataclass default < method default < method's profile default < explicit value.
+:class:`TrainConfig` is one training run's settings; :class:`MethodSpec` defines a method
+(model, loss, defaults, profile values and hooks); :class:`RunConfig` is a fully resolved
+run, the run store's key; :class:`ChapterDefaults` and :class:`Paper` are what a paper
+package (``aerialseg.papers.<paper>``) declares. Resolution (profile defaults, overrides)
+lives in :mod:`aerialseg.registry` and :mod:`aerialseg.chapter`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-PROFILES = ("smoke", "default", "full")
-
-
-def check_profile(profile: str) -> str:
-    """Return ``profile`` or raise a clear error listing the valid ones."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    return profile
+from aerialseg.utils import coerce
 
 
 @dataclass(frozen=True)
@@ -93,6 +89,7 @@ class TrainConfig:
 
 
 TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+"""Names of the :class:`TrainConfig` fields (every method accepts them)."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +98,13 @@ class MethodSpec:
 
     ``params`` maps every method parameter to its default; ``model_params`` and
     ``loss_params`` say which of them go to the model and the loss builders; the rest must
-    be :class:`TrainConfig` fields. ``profiles`` holds per-profile overrides. ``samples``
-    names the training-sample builder (a key of ``aerialseg.runs.DATASET_BUILDERS`` or a
-    ``"module:function"`` called as ``f(cfg, data, stats) -> Dataset``); ``setup`` is an
-    optional ``"module:function"`` called as ``setup(ctx: aerialseg.runs.RunContext)`` before
-    training, returning the method's callbacks (e.g. EFM refresh, U-CE uncertainty).
+    be :class:`TrainConfig` fields. ``profiles`` holds per-profile overrides, one entry per
+    profile of :data:`aerialseg.profiles.PROFILES`. ``samples`` is the training-sample
+    builder: a key of ``aerialseg.runs.DATASET_BUILDERS`` or a function
+    ``f(cfg, data, stats) -> Dataset``; ``setup`` is an optional function
+    ``setup(ctx: aerialseg.runs.RunContext) -> list[Callback]`` called before training
+    (after the run store has seeded and built the model), returning the method's
+    callbacks (e.g. EFM refresh, U-CE uncertainty).
     """
 
     name: str
@@ -117,13 +116,55 @@ class MethodSpec:
     loss_params: tuple[str, ...] = ()
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
-    samples: str = "patches"
-    setup: str | None = None
+    samples: str | Callable[..., Any] = "patches"
+    setup: Callable[..., Any] | None = None
+
+    @property
+    def parameter_names(self) -> frozenset[str]:
+        """Every parameter a chapter may set for this method."""
+        return frozenset(self.params) | TRAIN_FIELDS
+
+    def resolve(self, *, profile: str, in_bands: Sequence[str], data: dict[str, Any],
+                **overrides: Any) -> RunConfig:
+        """The method's run for ``profile`` with explicit (non-None) overrides.
+
+        Resolution order: ``params`` < ``profiles[profile]`` < overrides.
+
+        Raises:
+            ValueError: unknown profile or parameter name (valid names are listed), or an
+                out-of-range value.
+        """
+        if profile not in self.profiles:
+            raise ValueError(f"unknown profile {profile!r}; choose one of "
+                             f"{tuple(self.profiles)}")
+        unknown = sorted(k for k, v in overrides.items()
+                         if v is not None and k not in self.parameter_names)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for method {self.name!r}; "
+                             f"valid: {sorted(self.parameter_names)}")
+        values: dict[str, Any] = dict(self.params)
+        values.update(self.profiles[profile])
+        values.update({k: coerce(v) for k, v in overrides.items() if v is not None})
+        model_kwargs = {k: values.pop(k) for k in self.model_params if k in values}
+        loss_kwargs = {k: values.pop(k) for k in self.loss_params if k in values}
+        leftover = set(values) - TRAIN_FIELDS
+        if leftover:
+            raise ValueError(f"method {self.name!r} declares parameters {sorted(leftover)} "
+                             "that are neither model, loss nor training parameters")
+        train = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                               for k, v in values.items()})
+        return RunConfig(method=self.name, model=self.model, loss=self.loss,
+                         model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, train=train,
+                         in_bands=tuple(in_bands), data=dict(data), profile=profile,
+                         spec=self)
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A fully resolved run: what the run store hashes."""
+    """A fully resolved run: what the run store hashes.
+
+    ``spec`` is the method's definition (its hooks); it is not part of the key.
+    """
 
     method: str
     model: str
@@ -134,70 +175,64 @@ class RunConfig:
     in_bands: tuple[str, ...]
     data: dict[str, Any]
     profile: str
+    spec: MethodSpec | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (the run store's key material)."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
         d["train"] = asdict(self.train)
         return json.loads(json.dumps(d, default=list))
 
 
-def _registry() -> dict[str, MethodSpec]:
-    from aerialseg.methods import all_methods
+@dataclass(frozen=True)
+class ChapterDefaults:
+    """A chapter's own settings per profile (the values its ``None`` parameters take).
 
-    return all_methods()
-
-
-def coerce(value: Any) -> Any:
-    """Turn ``"(32, 64)"`` or ``"[0, 1]"`` (as papermill ``-p`` passes them) into tuples."""
-    if isinstance(value, str) and value.strip()[:1] in "([":
-        import ast
-
-        value = ast.literal_eval(value)
-    if isinstance(value, list):
-        value = tuple(value)
-    return value
-
-
-def get_method(name: str) -> MethodSpec:
-    """The registered method ``name``; a clear error lists the valid names."""
-    methods = _registry()
-    if name not in methods:
-        raise ValueError(f"unknown method {name!r}; choose one of {sorted(methods)}")
-    return methods[name]
-
-
-def method_parameter_names(name: str) -> list[str]:
-    """Every parameter a chapter may set for method ``name``."""
-    return sorted(set(get_method(name).params) | TRAIN_FIELDS)
-
-
-def resolve_run(method: str, *, profile: str, in_bands: tuple[str, ...], data: dict[str, Any],
-                **overrides: Any) -> RunConfig:
-    """Resolve a method's parameters for ``profile`` with explicit (non-None) overrides.
-
-    Raises:
-        ValueError: unknown method, profile or parameter name (valid names are listed), or
-            an out-of-range value.
+    ``settings`` maps a setting (e.g. ``test_mc_samples``) to its value per profile;
+    ``seeds`` replaces :data:`aerialseg.profiles.SEEDS` for this chapter where given.
     """
-    spec = get_method(method)
-    check_profile(profile)
-    valid = set(spec.params) | TRAIN_FIELDS
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown} for method {method!r}; "
-                         f"valid: {sorted(valid)}")
-    values: dict[str, Any] = dict(spec.params)
-    values.update(spec.profiles.get(profile, {}))
-    values.update({k: coerce(v) for k, v in overrides.items() if v is not None})
-    model_kwargs = {k: values.pop(k) for k in spec.model_params if k in values}
-    loss_kwargs = {k: values.pop(k) for k in spec.loss_params if k in values}
-    leftover = set(values) - TRAIN_FIELDS
-    if leftover:
-        raise ValueError(f"method {method!r} declares parameters {sorted(leftover)} that are "
-                         "neither model, loss nor training parameters")
-    train = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                           for k, v in values.items()})
-    return RunConfig(method=method, model=spec.model, loss=spec.loss,
-                     model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, train=train,
-                     in_bands=tuple(in_bands), data=dict(data), profile=profile)
+
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """Numbers a source prints for one of our methods: {(class, metric): value in %}."""
+
+    method: str
+    source: str
+    data: str
+    values: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of a source paper, checked on our data: ``method`` beats ``baseline``.
+
+    ``paper_delta`` is the paper's effect (points, method minus baseline); the claim's
+    direction is ``+1`` (the method is higher) or ``-1`` (lower is better, e.g. ECE).
+    ``chapter`` names the book chapter that runs both methods.
+    """
+
+    source: str
+    text: str
+    method: str
+    baseline: str
+    cls: str
+    metric: str
+    paper_delta: float | None = None
+    direction: int = 1
+    chapter: str = ""
+
+
+@dataclass(frozen=True)
+class Paper:
+    """What a paper package declares: its methods, reported numbers, claims, chapters."""
+
+    key: str
+    citation: str
+    methods: Mapping[str, MethodSpec]
+    results: tuple[PaperResult, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    chapters: Mapping[str, ChapterDefaults] = field(default_factory=dict)

@@ -6,11 +6,17 @@ scene-sized output arrays, which are the only scene-sized allocations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from aerialseg.models.mc import enable_mc_dropout, mc_forward
+from aerialseg.models.patch_cnn import predict_dense
+from aerialseg.uncertainty import mc_statistics
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 """Flip TTA: identity, horizontal, vertical, both (the EFM paper's four variants)."""
@@ -127,9 +133,6 @@ def predict_scene_tiles(model: nn.Module, image: np.ndarray, *,
     Returns:
         ``probs`` float32 (C, H, W) from the deterministic (eval-mode) model, plus MC outputs.
     """
-    from aerialseg.models.mc import enable_mc_dropout, mc_forward
-    from aerialseg.uncertainty import mc_statistics
-
     device = torch.device(device)
     model = model.to(device).eval()
     if mc_samples == 1 or mc_samples < 0:
@@ -170,3 +173,62 @@ def predict_scene_tiles(model: nn.Module, image: np.ndarray, *,
     for key in out:
         out[key] /= weight
     return out
+
+
+def patch_cnn_predict(model: nn.Module, image: np.ndarray, *, device: torch.device | str = "cpu",
+                      tile: int = 256, overlap: int = 0, tta: bool = False,
+                      mc_samples: int = 0, mc_ddof: int = 0,
+                      border_mode: str = "reflect") -> dict[str, np.ndarray]:
+    """The patch CNN's dense prediction with :func:`predict_scene`'s signature and outputs.
+
+    The patch CNN classifies the 65 x 65 patch around each pixel; its output is smaller
+    than its input, so it has its own predictor (dense inference with the FFT fc1, see
+    :func:`aerialseg.models.patch_cnn.predict_dense`).
+
+    ``overlap`` is unused (the dense predictor reads an exact halo). MC samples run the
+    stride-1 network tile by tile on the (reflect-padded) image through
+    :func:`aerialseg.models.mc.mc_forward`, so the trunk is computed once per tile.
+    Pixels outside the classified area (``border_mode="omit"``) are NaN.
+    """
+    if tta:
+        raise ValueError("tta is not implemented for the patch CNN; pass tta=False")
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)).to(device)
+    out = {"probs": predict_dense(model, x, border_mode=border_mode, tile=tile)[0].cpu().numpy()}
+    if not mc_samples:
+        return out
+    halo = model.patch_size // 2
+    _, h, w = image.shape
+    xp = F.pad(x[None], (halo,) * 4, mode="reflect") if border_mode == "reflect" else x[None]
+    off = 0 if border_mode == "reflect" else halo
+    ho, wo = xp.shape[-2] - 2 * halo, xp.shape[-1] - 2 * halo
+    keys = ("mc_mean", "mean_class_std", "predicted_class_std", "entropy", "mutual_info")
+    c = out["probs"].shape[0]
+    for k in keys:
+        out[k] = np.full(((c,) if k == "mc_mean" else ()) + (h, w), np.nan, np.float32)
+    for i in range(0, max(ho, 0), tile):
+        for j in range(0, max(wo, 0), tile):
+            th, tw = min(tile, ho - i), min(tile, wo - j)
+            win = xp[:, :, i:i + th + 2 * halo, j:j + tw + 2 * halo]
+            st = mc_statistics(mc_forward(model, win, mc_samples), ddof=mc_ddof)
+            sl = (slice(off + i, off + i + th), slice(off + j, off + j + tw))
+            out["mc_mean"][(slice(None), *sl)] = st["mean"][0].cpu().numpy()
+            for k in keys[1:]:
+                out[k][sl] = st[k][0].cpu().numpy()
+    return out
+
+
+def scene_predictor(model: nn.Module, border_mode: str = "reflect"
+                    ) -> Callable[..., dict[str, np.ndarray]]:
+    """The whole-scene predictor for ``model``.
+
+    :func:`predict_scene` for fully convolutional models; the dense patch-CNN predictor with
+    ``border_mode`` (``"reflect"``: every pixel; ``"omit"``: the paper's unclassified border)
+    for a model with a ``patch_size`` (its output is smaller than its input).
+    """
+    if border_mode not in ("reflect", "omit"):
+        raise ValueError(f"border_mode must be 'reflect' or 'omit', got {border_mode!r}")
+    if hasattr(model, "patch_size"):
+        return partial(patch_cnn_predict, border_mode=border_mode)
+    return predict_scene

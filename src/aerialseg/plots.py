@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,9 +34,13 @@ def legend_handles(classes: ClassTable) -> list[Patch]:
             for n, c in zip(classes.names, classes.colours, strict=True)]
 
 
-def false_colour(scene: Scene) -> np.ndarray:
-    """The scene's first three bands (IR-R-G or R-G-B) stretched for display."""
-    x = scene.bands[:3].transpose(1, 2, 0).astype(float)
+def false_colour(scene: Scene | np.ndarray) -> np.ndarray:
+    """The first three bands (IR-R-G or R-G-B) stretched 1-99 % as an (H, W, 3) image.
+
+    Takes a scene or a (C, H, W) array.
+    """
+    bands = scene.bands if isinstance(scene, Scene) else np.asarray(scene)
+    x = bands[:3].transpose(1, 2, 0).astype(float)
     lo, hi = np.percentile(x, (1, 99), axis=(0, 1))
     return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
 
@@ -203,23 +207,46 @@ def metric_dots(ds: xr.Dataset, *, metrics: Sequence[tuple[str, str]] = (
     return fig
 
 
-def coverage_curves(ds: xr.Dataset, *, uncertainty: str = "mean_class_std") -> Figure | None:
-    """Accuracy vs. fraction of pixels kept (rejecting the most uncertain first)."""
+def coverage_curves(ds: xr.Dataset, *, uncertainty: str = "mean_class_std",
+                    paper: Mapping[float, float] | None = None,
+                    threshold_panel: bool = False) -> Figure | None:
+    """OA of the pixels kept against the fraction kept (the least uncertain kept first).
+
+    One line per method (mean over seeds). ``threshold_panel`` adds, on the left, OA and the
+    fraction kept against the normalised threshold itself; ``paper`` ({target OA: % kept})
+    marks a paper's reported points.
+
+    Returns:
+        The figure, or None when the results hold no MC-dropout threshold curves.
+    """
     if "accuracy" not in ds:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ncol = 2 if threshold_panel else 1
+    fig, axes = plt.subplots(1, ncol, figsize=(4.6 * ncol + 1.6, 3.6), squeeze=False)
+    ax2 = axes[0][-1]
+    tau = ds["threshold"].values
     for m in ds["method"].values:
-        acc = ds["accuracy"].sel({"method": m, "uncertainty": uncertainty})
-        cov = ds["coverage"].sel({"method": m, "uncertainty": uncertainty})
-        if not np.isfinite(acc.values).any():
+        acc = ds["accuracy"].sel({"method": m, "uncertainty": uncertainty}).values
+        cov = ds["coverage"].sel({"method": m, "uncertainty": uncertainty}).values
+        if not np.isfinite(acc).any():
             continue
-        a = np.nanmean(acc.values, 0)
-        c = np.nanmean(cov.values, 0)
-        ax.plot(100 * c, 100 * a, label=str(m))
-    ax.set_xlabel("pixels kept (%)")
-    ax.set_ylabel("overall accuracy on kept pixels (%)")
-    ax.legend(frameon=False, fontsize=8)
-    ax.grid(alpha=0.3)
+        a, c = np.nanmean(acc, 0), np.nanmean(cov, 0)
+        line, = ax2.plot(100 * c, 100 * a, label=str(m))
+        if threshold_panel:
+            axes[0][0].plot(tau, 100 * a, color=line.get_color())
+            axes[0][0].plot(tau, 100 * c, "--", color=line.get_color())
+    if paper:
+        ax2.scatter(list(paper.values()), [100 * t for t in paper], marker="x", color="k",
+                    zorder=3, label="paper (reported)")
+    if threshold_panel:
+        ax1 = axes[0][0]
+        ax1.set_xlabel("uncertainty threshold τ (normalised)")
+        ax1.set_ylabel("OA on kept pixels (solid), kept (dashed), %")
+        ax1.grid(alpha=0.3)
+    ax2.set_xlabel("pixels kept (%), least uncertain first")
+    ax2.set_ylabel("OA on kept pixels (%)")
+    ax2.grid(alpha=0.3)
+    ax2.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     return fig
 

@@ -153,13 +153,23 @@ def provenance(*, chapter: str, profile: str, dataset: str, params: dict[str, An
     }
 
 
-def results_path(chapter: str, dataset: str, profile: str, folder: str | Path | None = None
-                 ) -> Path:
-    """``results/<chapter>__<dataset>__<profile>.nc``."""
+def results_path(chapter: str, dataset: str, profile: str, folder: str | Path | None = None,
+                 *, overrides: dict[str, Any] | None = None) -> Path:
+    """``results/<chapter>__<dataset>__<profile>.nc``, the profile's canonical file.
+
+    With ``overrides`` (parameters set explicitly), ``...__<profile>__<hash>.nc``: a variant
+    never replaces the canonical results.
+    """
+    import hashlib
+
     from aerialseg.paths import results_dir
 
     base = Path(folder) if folder else results_dir()
-    return base / f"{chapter}__{dataset}__{profile}.nc"
+    tag = ""
+    if overrides:
+        blob = json.dumps(overrides, sort_keys=True, default=str)
+        tag = "__" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+    return base / f"{chapter}__{dataset}__{profile}{tag}.nc"
 
 
 def write_results(ds: xr.Dataset, path: str | Path) -> Path:

@@ -7,7 +7,6 @@ training again; an interrupted run resumes from its last checkpoint.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import shutil
 import time
@@ -21,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from aerialseg import paths
-from aerialseg.config import RunConfig, get_method
+from aerialseg.config import RunConfig
 from aerialseg.data.patches import BandStats, SegmentationPatches
 from aerialseg.data.registry import SplitData
 from aerialseg.losses.ce import median_frequency_weights
@@ -91,11 +90,6 @@ class RunContext:
     device: torch.device
 
 
-def _call_setup(path: str, ctx: RunContext) -> list[Callback]:
-    module, func = path.split(":")
-    return list(getattr(importlib.import_module(module), func)(ctx) or [])
-
-
 @dataclass
 class TrainedRun:
     """A trained model with what is needed to use and report it."""
@@ -126,10 +120,15 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
                  log: Callable[[str], None] | None = print) -> TrainedRun:
     """Load the run ``cfg`` from the store, or train it (resuming a checkpoint) and store it.
 
-    The method's ``samples`` builder makes the training set and its ``setup`` hook (if any)
-    adds the method's callbacks to ``callbacks``.
+    The run is seeded once, here, before the model is built, so the initial weights depend
+    on the seed alone (not on what ran earlier in the process); the method's ``samples``
+    builder then makes the training set and its ``setup`` hook (if any) adds the method's
+    callbacks to ``callbacks``.
     """
-    spec = get_method(cfg.method)
+    spec = cfg.spec
+    if spec is None:
+        raise ValueError(f"run {cfg.method!r} carries no method spec: resolve it with "
+                         "aerialseg.registry.resolve_run or MethodSpec.resolve")
     samples = spec.samples
     device = torch.device(device)
     folder = run_path(cfg)
@@ -154,21 +153,20 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
         return TrainedRun(cfg, run_key(cfg), folder, model, BandStats(**meta["stats"]),
                           meta["loss_kwargs"], meta["history"], meta["train_seconds"],
                           meta["hardware"], reused=True)
-    if ":" in samples:  # "module:function" lets a method module bring its own sampler
-        module, func = samples.split(":")
-        builder = getattr(importlib.import_module(module), func)
+    if callable(samples):  # a method brings its own training set
+        builder = samples
     elif samples in DATASET_BUILDERS:
         builder = DATASET_BUILDERS[samples]
     else:
         raise ValueError(f"unknown sample kind {samples!r}; choose one of "
-                         f"{sorted(DATASET_BUILDERS)} or 'module:function'")
+                         f"{sorted(DATASET_BUILDERS)} or pass a function")
     dataset = builder(cfg, data, stats)
     loss_fn = build_loss(cfg.loss, ignore_index=255, num_classes=data.classes.num_classes,
                          **loss_kwargs)
     callbacks = list(callbacks)
     if spec.setup:
         ctx = RunContext(cfg, data, stats, dataset, model, loss_fn, device)
-        callbacks += _call_setup(spec.setup, ctx)
+        callbacks += list(spec.setup(ctx) or [])
     if log:
         n = sum(p.numel() for p in model.parameters())
         log(f"training {cfg.method} seed {cfg.train.seed} ({n / 1e6:.2f} M parameters, "

@@ -77,3 +77,67 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         if tmp_path.exists():
             tmp_path.unlink()
     return path
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a ``DistributedDataParallel`` (or similar) wrapper, else ``model``."""
+    return model.module if hasattr(model, "module") else model
+
+
+def coerce(value: object) -> object:
+    """Turn ``"(32, 64)"`` or ``"[0, 1]"`` (as papermill ``-p`` passes them) into tuples."""
+    import ast
+
+    if isinstance(value, str) and value.strip()[:1] in "([":
+        value = ast.literal_eval(value)
+    if isinstance(value, list):
+        value = tuple(value)
+    return value
+
+
+class NameRegistry:
+    """Builders registered by name beside their definitions, found on the first lookup.
+
+    ``register(name)`` is a decorator; the first ``build``/``names`` imports every module of
+    ``package`` (except ``_private`` ones and ``registry``), so the decorators run, without
+    any module importing another's dependencies early.
+    """
+
+    def __init__(self, kind: str, package: str) -> None:
+        self.kind, self.package = kind, package
+        self.entries: dict[str, Callable[..., object]] = {}
+        self._discovered = False
+
+    def register(self, name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
+        """Decorator: register a builder under ``name`` (a second builder is an error)."""
+        def wrap(fn: Callable[..., object]) -> Callable[..., object]:
+            if name in self.entries and self.entries[name] is not fn:
+                raise RuntimeError(f"{self.kind} {name!r} is registered twice")
+            self.entries[name] = fn
+            return fn
+        return wrap
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        import importlib
+        import pkgutil
+
+        pkg = importlib.import_module(self.package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_") and info.name != "registry":
+                importlib.import_module(f"{self.package}.{info.name}")
+        self._discovered = True
+
+    def names(self) -> list[str]:
+        """Every registered name."""
+        self._discover()
+        return sorted(self.entries)
+
+    def build(self, name: str, **kwargs: object) -> object:
+        """Call the builder registered as ``name``; an unknown name lists the valid ones."""
+        self._discover()
+        if name not in self.entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; choose one of "
+                             f"{sorted(self.entries)}")
+        return self.entries[name](**kwargs)

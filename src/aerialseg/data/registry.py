@@ -18,8 +18,8 @@ import numpy as np
 
 from aerialseg import paths
 from aerialseg.data.classes import DUBAI, ISPRS, ClassTable
+from aerialseg.data.masks import eroded_eval_mask
 from aerialseg.data.scene import Scene
-from aerialseg.metrics import eroded_eval_mask
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def data_config(dataset: str = "synthetic", profile: str = "default",
                 **overrides: Any) -> DataConfig:
     """Resolve the data settings: dataclass defaults < profile < explicit (non-None) values."""
     get_spec(dataset)
-    from aerialseg.config import check_profile
+    from aerialseg.profiles import check_profile
 
     check_profile(profile)
     valid = {f.name for f in fields(DataConfig)}

@@ -44,7 +44,7 @@ from scipy import ndimage
 
 from aerialseg.data.classes import ISPRS
 from aerialseg.data.isprs import VAIHINGEN_TRAIN_AREAS, VAIHINGEN_VAL_AREAS, vaihingen_files
-from aerialseg.metrics import eroded_eval_mask
+from aerialseg.data.masks import eroded_eval_mask
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.losses.registry import register_loss
 
 
 class WeightedCrossEntropy(nn.Module):
@@ -100,12 +101,14 @@ def median_frequency_weights(labels: Iterable[np.ndarray], num_classes: int, *,
     return w
 
 
+@register_loss("ce")
 def build_ce(*, ignore_index: int = IGNORE_INDEX, label_smoothing: float = 0.0,
              **_: object) -> nn.Module:
     """Plain cross-entropy (registry entry ``"ce"``)."""
     return WeightedCrossEntropy(None, ignore_index, label_smoothing)
 
 
+@register_loss("ce_mfb")
 def build_ce_mfb(*, class_weights: Sequence[float], ignore_index: int = IGNORE_INDEX,
                  label_smoothing: float = 0.0, **_: object) -> nn.Module:
     """Median-frequency-balanced cross-entropy (registry entry ``"ce_mfb"``)."""

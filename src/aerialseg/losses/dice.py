@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.losses.ce import WeightedCrossEntropy
+from aerialseg.losses.registry import register_loss
 
 CLASS_AVERAGES = ("smp", "present", "all")
 
@@ -122,6 +123,7 @@ class CEDiceLoss(nn.Module):
                 + self.lambda_dice * self.dice(logits, target))
 
 
+@register_loss("ce_dice")
 def build_ce_dice(*, lambda_ce: float = 1.0, lambda_dice: float = 1.0,
                   label_smoothing: float = 0.0,
                   class_weights: Sequence[float] | None = None,

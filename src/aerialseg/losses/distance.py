@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.losses.dice import CEDiceLoss
+from aerialseg.losses.registry import register_loss
 
 NORMS = ("log", "linear", "none")
 METRICS = ("manhattan", "euclidean")
@@ -409,6 +410,7 @@ class BoundaryObjective(nn.Module):
         return loss
 
 
+@register_loss("lossd")
 def build_lossd_objective(*, num_classes: int, lossd_weight: float = 1.0,
                           lossd_max_iter: int = 50, lossd_norm: str = "log",
                           lossd_metric: str = "manhattan",
@@ -426,6 +428,7 @@ def build_lossd_objective(*, num_classes: int, lossd_weight: float = 1.0,
                           metric=lossd_metric)
 
 
+@register_loss("boundary")
 def build_boundary_objective(*, num_classes: int, boundary_alpha_step: float = 0.01,
                              boundary_alpha_min: float = 0.01, label_smoothing: float = 0.05,
                              lambda_ce: float = 1.0, lambda_dice: float = 1.0,

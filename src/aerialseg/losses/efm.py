@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.losses.dice import SoftDiceLoss
+from aerialseg.losses.registry import register_loss
 
 WEIGHT_FORMS = ("eq9", "eq7")
 EFM_SOURCES = ("cached_train", "online_batch")
@@ -209,6 +210,7 @@ class EFMLoss(nn.Module):
         return self.lambda_ce * ce_term + self.lambda_dice * self.dice(logits, target)
 
 
+@register_loss("efm")
 def build_efm_loss(*, num_classes: int, efm_focus_alpha: float = 2.0,
                    efm_focus_beta: float = 1.5, efm_boundary_gamma: float = 1.2,
                    efm_boundary_kernel: int = 3, efm_weight_form: str = "eq9",

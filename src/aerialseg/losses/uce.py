@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.losses.registry import register_loss
 
 UNCERTAINTY_KINDS = ("predicted_class_std", "mean_class_std")
 
@@ -99,6 +100,7 @@ class UncertaintyAwareCE(nn.Module):
         return (weight * ce).sum() / n_valid
 
 
+@register_loss("uce")
 def build_uce(*, uce_exponent: float = 10.0, ignore_index: int = IGNORE_INDEX,
               label_smoothing: float = 0.0, uce_start_epoch: int = 0,
               **_: object) -> nn.Module:

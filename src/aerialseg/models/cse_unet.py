@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aerialseg.models.registry import register_model
+
 RFBMode = Literal["sequential", "parallel_concat"]
 AuxMode = Literal["chain", "from_fused"]
 
@@ -221,11 +223,13 @@ class CSEUNet(nn.Module):
         return self.head(d)[..., :h, :w]
 
 
+@register_model("cse_unet")
 def build_cse_unet(*, in_channels: int, num_classes: int, **kw: Any) -> CSEUNet:
     """Build CSE-UNet; ``kw`` are :class:`CSEUNet` options (e.g. ``**MAZUR_2026``)."""
     return CSEUNet(in_channels, num_classes, **kw)
 
 
+@register_model("unet_plain")
 def build_plain_unet(*, in_channels: int, num_classes: int, **kw: Any) -> CSEUNet:
     """Build the Table 1 "UNet" row: CSE-UNet without RFB skips and auxiliary path."""
     for key in ("use_rfb", "use_aux_path"):

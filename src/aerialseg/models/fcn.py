@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aerialseg.models._pad import crop_to, pad_to_multiple
+from aerialseg.models.registry import register_model
 
 DROPOUT_SITES = ("set1", "set2", "set3", "set4")
 UPSAMPLE_MODES = ("transposed_bilinear_init", "bilinear")
@@ -193,6 +194,7 @@ class FCN(nn.Module):
         return trunk, head
 
 
+@register_model("fcn")
 def build_fcn(
     *,
     in_channels: int,

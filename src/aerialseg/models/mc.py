@@ -18,11 +18,13 @@ same order, both give identical samples for the same RNG seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
@@ -195,4 +197,166 @@ def _mc_eval(
         n = min(chunk, T - start)
         p = _softmax(run(n))
         out.append(p.reshape(n, b, *p.shape[1:]))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+# ---- batched train-mode passes (U-CE's training-time uncertainty)
+
+MC_BN_MODES: tuple[str, ...] = ("train", "train_frozen_stats", "eval")
+"""BatchNorm during the training-time MC passes: ``"train"`` (batch statistics, running
+buffers updated once per pass, as U-CE's code does), ``"train_frozen_stats"`` (batch
+statistics, buffers left untouched) or ``"eval"`` (running statistics; our addition)."""
+
+class GroupedBatchNorm:
+    """Context manager: each BatchNorm normalises every copy in its batch on its own.
+
+    A batch of ``groups`` equal copies (copy k = rows ``k*B:(k+1)*B``) is normalised copy by
+    copy with that copy's own batch statistics, so T passes stacked into one batch behave
+    like T separate train-mode passes. With ``update_stats`` the running buffers are updated
+    as T sequential passes would (once per copy, in order, ``repeats`` times each: a trunk
+    run once for T passes counts T times); otherwise they are left untouched. Modules in
+    eval mode keep their usual forward.
+    """
+
+    def __init__(self, model: nn.Module, *, update_stats: bool) -> None:
+        self.bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+        self.update_stats = update_stats
+        self.groups = 1
+        self.repeats = 1
+        self._saved: list[tuple[_BatchNorm, Any]] = []
+
+    def __enter__(self) -> GroupedBatchNorm:
+        for m in self.bns:
+            self._saved.append((m, m.__dict__.get("forward")))
+            # an instance attribute shadows the class's forward for this module only
+            m.forward = self._make_forward(m)  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for m, fwd in self._saved:
+            if fwd is None:
+                del m.forward
+            else:
+                m.forward = fwd  # type: ignore[method-assign]
+        self._saved.clear()
+
+    @contextmanager
+    def setting(self, groups: int, repeats: int = 1) -> Iterator[None]:
+        """Temporarily regroup: ``groups`` copies per batch, each counted ``repeats`` times."""
+        old = self.groups, self.repeats
+        self.groups, self.repeats = groups, repeats
+        try:
+            yield
+        finally:
+            self.groups, self.repeats = old
+
+    def _make_forward(self, m: _BatchNorm) -> Callable[[Tensor], Tensor]:
+        original = type(m).forward
+
+        def forward(x: Tensor) -> Tensor:
+            if not m.training:
+                return original(m, x)
+            return self._grouped(m, x)
+
+        return forward
+
+    def _grouped(self, m: _BatchNorm, x: Tensor) -> Tensor:
+        g = self.groups
+        n = x.shape[0]
+        if n % g:
+            raise ValueError(f"batch of {n} does not split into {g} equal copies")
+        b = n // g
+        update = self.update_stats and m.track_running_stats
+        outs = []
+        # one fused batch_norm per copy: each copy gets its own statistics, and the running
+        # buffers see the copies in order, exactly as separate passes would update them
+        for k in range(g):
+            xk = x[k * b:(k + 1) * b]
+            if update:
+                outs.append(F.batch_norm(xk, m.running_mean, m.running_var, m.weight, m.bias,
+                                         True, self._momentum(m), m.eps))
+            else:
+                outs.append(F.batch_norm(xk, None, None, m.weight, m.bias, True, 0.0, m.eps))
+        return outs[0] if g == 1 else torch.cat(outs)
+
+    def _momentum(self, m: _BatchNorm) -> float:
+        """One update standing for ``repeats`` updates with the same batch statistics.
+
+        r <- (1 - f)^R r + (1 - (1 - f)^R) s, i.e. momentum 1 - (1 - f)^R; with
+        ``momentum=None`` (cumulative average) R more samples of s give R / (n0 + R).
+        """
+        r = self.repeats
+        n0 = 0
+        if m.num_batches_tracked is not None:
+            n0 = int(m.num_batches_tracked)
+            m.num_batches_tracked.add_(r)
+        if m.momentum is None:
+            return r / (n0 + r)
+        return 1.0 - (1.0 - m.momentum) ** r
+
+
+@torch.no_grad()
+def mc_train_probs(model: nn.Module, x: Tensor, T: int, *, bn: str = "train",
+                   split: bool | None = None, chunk: int | None = None) -> Tensor:
+    """T stochastic passes of ``model`` on ``x`` without gradients, batched.
+
+    ``bn="train"`` / ``"train_frozen_stats"``: every module in train mode (dropout active,
+    BatchNorm on each pass's own batch statistics, as U-CE's code runs its passes); the
+    running buffers are updated as by T sequential passes, or left untouched. The model's
+    ``mc_split`` trunk (if any) runs once, the head once over the T stacked copies (at most
+    ``chunk`` copies per call). ``bn="eval"``: test-time MC dropout
+    (:func:`aerialseg.models.mc.mc_forward`). Train/eval flags are restored.
+
+    Args:
+        model: a segmentation model returning logits (B, C, H, W).
+        x: input (B, bands, H, W).
+        T: number of passes, >= 1.
+        bn: ``"train"``, ``"train_frozen_stats"`` or ``"eval"``.
+        split: None = use ``mc_split`` when available; True = require it; False = never.
+        chunk: at most this many copies per batched call (memory); None = all T.
+
+    Returns:
+        Softmax probabilities (T, B, C, H, W), float32.
+    """
+    if T < 1:
+        raise ValueError(f"T (number of MC passes) must be >= 1, got {T}")
+    if bn not in MC_BN_MODES:
+        raise ValueError(f"bn must be one of {MC_BN_MODES}, got {bn!r}")
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be None or >= 1, got {chunk}")
+    model = model.module if hasattr(model, "module") else model
+    if bn == "eval":
+        return mc_forward(model, x, T, bn="eval", chunk=chunk, split=split)
+    modes = [(m, m.training) for m in model.modules()]
+    b = x.shape[0]
+    chunk = min(chunk or T, T)
+    try:
+        model.train()
+        with GroupedBatchNorm(model, update_stats=bn == "train") as gbn:
+            parts = get_mc_split(model, split)
+            if parts is not None:
+                trunk, head = parts
+                with gbn.setting(groups=1, repeats=T):
+                    state = trunk(x)
+                    # repeated once; every full chunk of copies reuses it
+                    stacked = repeat_batch(state, chunk)
+
+                def run(n: int) -> Tensor:
+                    with gbn.setting(groups=n):
+                        return head(stacked if n == chunk else repeat_batch(state, n))
+            else:
+                stacked = repeat_batch(x, chunk)
+
+                def run(n: int) -> Tensor:
+                    with gbn.setting(groups=n):
+                        return model(stacked if n == chunk else repeat_batch(x, n))
+
+            out = []
+            for start in range(0, T, chunk):
+                n = min(chunk, T - start)
+                p = torch.softmax(run(n).float(), 1)
+                out.append(p.reshape(n, b, *p.shape[1:]))
+    finally:
+        for m, training in modes:
+            m.training = training
     return out[0] if len(out) == 1 else torch.cat(out)

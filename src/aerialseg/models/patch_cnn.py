@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aerialseg.models.registry import register_model
+
 FC1Mode = Literal["auto", "direct", "fft"]
 _MODES = ("auto", "direct", "fft")
 
@@ -368,6 +370,7 @@ def _run_head(m: PatchCNN | _Head, z: Tensor, chunk_bytes: int) -> Tensor:
     return torch.cat([run(z[:, :, r:r + rows]) for r in range(0, h, rows)], 2)
 
 
+@register_model("patch_cnn")
 def build_patch_cnn(*, in_channels: int, num_classes: int, patch_size: int = 65,
                     conv_widths: Sequence[int] = (32, 64, 96, 128), conv_kernel: int = 5,
                     pool_kernel: int = 3, fc_width: int = 128,

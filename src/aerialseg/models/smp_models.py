@@ -38,6 +38,7 @@ from torch import nn
 
 from aerialseg.models._pad import crop_to, pad_to_multiple
 from aerialseg.models.mc import has_dropout
+from aerialseg.models.registry import register_model
 
 _FORBIDDEN_KWARGS = ("aux_params", "activation", "encoder_name", "classes")
 
@@ -195,6 +196,7 @@ def _decoder_dropout(key: str, p: float | None) -> dict[str, Any]:
     return {key: p}
 
 
+@register_model("smp_unet")
 def build_smp_unet(
     *,
     in_channels: int,
@@ -220,6 +222,7 @@ def build_smp_unet(
     )
 
 
+@register_model("smp_fpn")
 def build_smp_fpn(
     *,
     in_channels: int,
@@ -242,6 +245,7 @@ def build_smp_fpn(
     )
 
 
+@register_model("smp_pspnet")
 def build_smp_pspnet(
     *,
     in_channels: int,
@@ -265,6 +269,7 @@ def build_smp_pspnet(
     )
 
 
+@register_model("smp_deeplabv3plus")
 def build_smp_deeplabv3plus(
     *,
     in_channels: int,

@@ -1,0 +1,20 @@
+"""Vlasenko & Dashkevych: Error Fingerprint Map (EFM) loss weighting (chapter 07)."""
+
+from dataclasses import replace
+
+from aerialseg.config import ChapterDefaults, Paper
+from aerialseg.papers.efm.method import METHODS, SOURCE
+from aerialseg.papers.efm.reported import CLAIMS, PAPER_RESULTS
+
+_ALL = ("smoke", "default", "gpu", "full")
+
+PAPER = Paper(
+    key="efm", citation=SOURCE, methods=METHODS, results=tuple(PAPER_RESULTS),
+    claims=tuple(replace(c, chapter="07_efm") for c in CLAIMS),
+    chapters={"07_efm": ChapterDefaults(settings={
+        "archs": dict.fromkeys(_ALL, ("fpn", "pspnet")),
+        # flip TTA for stage 3 and the control (the paper's test-time setting)
+        "tta": dict.fromkeys(_ALL, True),
+        # the paper's own baseline loss (CE + Dice) as an extra reference run
+        "paper_baseline": dict.fromkeys(_ALL, True),
+    })})
