@@ -310,3 +310,22 @@ def test_committed_legacy_results_are_readable_unless_corrupt(path):
                 read_results(path)
         else:
             read_results(path)
+
+
+def test_summary_table_with_intervals(scenes):
+    from aerialseg.results import summary_table
+
+    ds = dataset(scenes)
+    std = summary_table(ds)
+    table = summary_table(ds, spread="interval")
+    assert list(table.columns) == list(std.columns)
+    assert table.loc["a", "car"].count("[") == 1 and "±" in table.loc["a", "ECE"]
+    assert table.loc["b", "mean F1"].count("[") == 1  # one seed: blocks still resampled
+
+
+def test_accumulator_rejects_out_of_range_labels(scenes):
+    acc = Accumulator(ISPRS, block_size=16)
+    scene = scenes[0]
+    scene.labels[3, 4] = 7
+    with pytest.raises(ValueError, match=r"pixel \(3, 4\): truth 7"):
+        acc.add(scene, one_hot(np.zeros((40, 40), int)))

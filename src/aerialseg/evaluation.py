@@ -177,32 +177,41 @@ class Accumulator:
                     kept[k] = extras[k]
             self.maps[scene.name] = kept
 
-    def _block_index(self, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+    def _grid(self, shape: tuple[int, ...]) -> tuple[int, int]:
         bs = self.block_size
-        h, w = shape
-        nbx = -(-w // bs)
-        index = (np.arange(h) // bs)[:, None] * nbx + (np.arange(w) // bs)[None, :]
-        return index, -(-h // bs), nbx
+        return -(-shape[0] // bs), -(-shape[1] // bs)
 
     def _count(self, protocol: str, pred: np.ndarray, truth: np.ndarray,
                mask: np.ndarray) -> None:
-        """Per-block confusion counts of the masked pixels; their sum joins the pooled matrix."""
+        """Per-block confusion counts of the masked pixels; their sum joins the pooled matrix.
+
+        One band of block rows at a time with int32 codes ``(block column, truth, pred)``:
+        faster than the pooled :class:`ConfusionMatrix` update it replaces.
+        """
         c = self.classes.num_classes
-        index, nby, nbx = self._block_index(truth.shape)
-        t = truth[mask].astype(np.int64)
-        p = np.asarray(pred)[mask].astype(np.int64)
-        for name, a in (("truth", t), ("pred", p)):
-            if a.size and (a.min() < 0 or a.max() >= c):
-                raise ValueError(f"{name} labels span [{a.min()}, {a.max()}] but the class "
-                                 f"table has {c} classes")
-        flat = (index[mask].astype(np.int64) * c + t) * c + p
-        counts = np.bincount(flat, minlength=nby * nbx * c * c).reshape(nby * nbx, c, c)
+        bs = self.block_size
+        nby, nbx = self._grid(truth.shape)
+        col = ((np.arange(truth.shape[1]) // bs) * (c * c)).astype(np.int32)[None, :]
+        counts = np.zeros((nby, nbx * c * c), np.int64)
+        for by in range(nby):
+            rows = slice(by * bs, (by + 1) * bs)
+            m = np.asarray(mask[rows], bool)
+            t = np.asarray(truth[rows]).astype(np.int32)
+            p = np.asarray(pred[rows]).astype(np.int32)
+            bad = m & ((t < 0) | (t >= c) | (p < 0) | (p >= c))
+            if bad.any():
+                y, x = np.argwhere(bad)[0]
+                raise ValueError(f"labels out of range at pixel ({by * bs + y}, {x}): truth "
+                                 f"{t[y, x]}, pred {p[y, x]}, but the class table has {c} "
+                                 "classes")
+            counts[by] = np.bincount((col + t * c + p)[m], minlength=nbx * c * c)
+        counts = counts.reshape(nby * nbx, c, c)
         self.blocks[protocol].append(counts)
         self.cms[protocol].matrix += counts.sum(0)
 
     def _add_layout(self, name: str, shape: tuple[int, ...]) -> None:
         bs = self.block_size
-        _, nby, nbx = self._block_index(shape)
+        nby, nbx = self._grid(shape)
         ys, xs = np.meshgrid(np.arange(nby) * bs, np.arange(nbx) * bs, indexing="ij")
         self.block_scene += [name] * (nby * nbx)
         self.block_y.append(ys.ravel())

@@ -695,9 +695,34 @@ def _evaluated(ds: xr.Dataset) -> list[bool]:
 
 def summary_table(ds: xr.Dataset, *, protocol: str = "eroded",
                   metrics: tuple[str, ...] = ("f1", "iou", "oa", "boundary_f1", "ece"),
-                  per_class: str | None = "f1", scale: float = 100.0) -> pd.DataFrame:
-    """Mean ± std over seeds per method: per-class ``per_class`` plus overall ``metrics``."""
+                  per_class: str | None = "f1", scale: float = 100.0,
+                  spread: str = "std") -> pd.DataFrame:
+    """Per method: per-class ``per_class`` plus overall ``metrics``, over seeds.
+
+    Args:
+        ds: a results Dataset.
+        protocol: ``eroded`` or ``full``.
+        metrics: overall metrics (``f1`` is mean F1, ``iou`` mIoU).
+        per_class: per-class metric for every evaluated class (None: none).
+        scale: multiplier of the scores (100: percent; ECE is never scaled).
+        spread: ``"std"``: mean ± standard deviation over seeds; ``"interval"``:
+            ``mean [low, high]``, the 95 % interval of :func:`aerialseg.stats.interval_frame`
+            (seeds and spatial blocks) for every score a confusion matrix gives, mean ± std
+            for the others (boundary F1, ECE).
+    """
+    if spread not in ("std", "interval"):
+        raise ValueError(f"spread must be 'std' or 'interval', got {spread!r}")
     sc = ds["scores"].sel(protocol=protocol)
+    intervals: dict[tuple[str, str, str], str] = {}
+    if spread == "interval":
+        from aerialseg import stats
+
+        ok = [m for m in metrics if m in stats.OVERALL_METRICS]
+        pc = (per_class,) if per_class in stats.CLASS_METRICS else ()
+        frame = stats.interval_frame(ds, protocol=protocol, metrics=ok, per_class=pc)
+        for r in frame.to_dict("records"):
+            intervals[(r["method"], r["class"], r["metric"])] = stats.format_interval(
+                r["mean"], r["low"], r["high"], scale=scale, digits=2)
     rows = {}
     for method in ds["method"].values:
         s = sc.sel({"method": method})
@@ -711,6 +736,10 @@ def summary_table(ds: xr.Dataset, *, protocol: str = "eroded",
                   "ece": "ECE", "weighted_f1": "weighted F1", "weighted_iou": "weighted IoU"}
         cols += [(labels.get(m, m), s.sel(**{"class": OVERALL, "metric": m})) for m in metrics]
         for name, da in cols:
+            key = (str(method), str(da["class"].values), str(da["metric"].values))
+            if key in intervals:
+                row[name] = intervals[key]
+                continue
             v = da.values.astype(float)
             v = v[np.isfinite(v)]
             k = 1.0 if name == "ECE" else scale
