@@ -63,8 +63,7 @@ from aerialseg.models.registry import build_model
 from aerialseg.papers.kampffmeyer import analysis as pb
 from aerialseg.papers.kampffmeyer import method, reported
 from aerialseg.papers.kampffmeyer import plots as pb_plots
-from aerialseg.results import summary_table
-from aerialseg.tables import seed_mean
+from aerialseg.tables import seed_mean, summary_table
 
 ch = chapter.start(
     "02_patch_cnn", profile=profile, device=device, dataset=dataset, seeds=seeds,

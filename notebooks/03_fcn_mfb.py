@@ -55,8 +55,7 @@ from IPython.display import Markdown, display
 from aerialseg import chapter, plots
 from aerialseg.losses.ce import WeightedCrossEntropy, median_frequency_weights
 from aerialseg.papers.kampffmeyer import reported
-from aerialseg.results import summary_table
-from aerialseg.tables import seed_mean
+from aerialseg.tables import seed_mean, summary_table
 
 ch = chapter.start(
     "03_fcn_mfb", profile=profile, device=device, dataset=dataset, seeds=seeds,

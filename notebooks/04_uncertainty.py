@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 from aerialseg import chapter, plots, registry
 from aerialseg.papers.kampffmeyer import analysis, reported
 from aerialseg.papers.kampffmeyer import plots as k_plots
-from aerialseg.results import summary_table
+from aerialseg.tables import summary_table
 
 ch = chapter.start(
     "04_uncertainty", profile=profile, device=device, dataset=dataset, seeds=seeds,

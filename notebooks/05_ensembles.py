@@ -52,8 +52,7 @@ from IPython.display import Markdown, display
 
 from aerialseg import chapter, plots, registry
 from aerialseg.papers.kampffmeyer import ensemble, reported
-from aerialseg.results import summary_table
-from aerialseg.tables import seed_mean
+from aerialseg.tables import seed_mean, summary_table
 
 ch = chapter.start(
     "05_ensembles", profile=profile, device=device, dataset=dataset, seeds=seeds,

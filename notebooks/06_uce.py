@@ -65,8 +65,7 @@ from aerialseg.papers.uce import analysis as uce
 from aerialseg.papers.uce import plots as uce_plots
 from aerialseg.papers.uce.method import METHOD_NAMES
 from aerialseg.papers.uce.reported import landgraf_effects, landgraf_table
-from aerialseg.results import summary_table
-from aerialseg.tables import seed_mean
+from aerialseg.tables import seed_mean, summary_table
 
 ch = chapter.start(
     "06_uce", profile=profile, device=device, dataset=dataset, seeds=seeds,

@@ -78,7 +78,7 @@ from aerialseg.papers.efm import method as efm_methods
 from aerialseg.papers.efm import plots as efm_plots
 from aerialseg.papers.efm import reported as reported_efm
 from aerialseg.papers.efm.method import method_name
-from aerialseg.results import summary_table
+from aerialseg.tables import summary_table
 
 ch = chapter.start(
     "07_efm", profile=profile, device=device, dataset=dataset, seeds=seeds,

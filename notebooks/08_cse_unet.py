@@ -64,8 +64,7 @@ from aerialseg.papers.cse_unet import analysis as cse
 from aerialseg.papers.cse_unet import plots as cse_plots
 from aerialseg.papers.cse_unet import reported as reported_cse
 from aerialseg.papers.cse_unet.method import ABLATION, BASELINE, METHODS
-from aerialseg.results import summary_table
-from aerialseg.tables import seed_mean
+from aerialseg.tables import seed_mean, summary_table
 
 ch = chapter.start(
     "08_cse_unet", profile=profile, device=device, dataset=dataset, seeds=seeds,

@@ -72,7 +72,7 @@ from aerialseg.losses.distance import kervadec_distance_maps, signed_distance_ma
 from aerialseg.papers.lossd import analysis as method
 from aerialseg.papers.lossd import plots as plots_lossd
 from aerialseg.papers.lossd import reported as reported_lossd
-from aerialseg.results import summary_table
+from aerialseg.tables import summary_table
 
 ch = chapter.start(
     "09_distance_loss", profile=profile, device=device, dataset=dataset, seeds=seeds,

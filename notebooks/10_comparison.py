@@ -40,7 +40,7 @@ from IPython.display import Markdown, display
 
 from aerialseg import compare, plots, registry
 from aerialseg.data.registry import get_spec
-from aerialseg.results import summary_table
+from aerialseg.tables import summary_table
 
 files = compare.find_results(dataset, profile)
 ds = compare.load_all(dataset, profile)

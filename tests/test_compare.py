@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
+import torch
 from test_evaluation import Oracle
 
 from aerialseg import compare
 from aerialseg.config import Claim, PaperResult
 from aerialseg.data.patches import BandStats
 from aerialseg.evaluation import evaluate_model
-from aerialseg.results import Record, build_results, results_path, write_results
+from aerialseg.results import Record, build_results, read_results, results_path, write_results
 
 
 def write_chapter(name, methods, scenes, mc, noise=0.0):
@@ -53,8 +54,6 @@ def test_no_results_is_a_clear_error():
 
 
 def test_write_comparison_roundtrip(scene_factory):
-    from aerialseg.results import read_results
-
     write_chapter("03_x", ["base", "good"], [scene_factory(seed=0, split="val")], mc=0)
     files = compare.find_results("synthetic", "smoke")
     ds = compare.load_all("synthetic", "smoke")
@@ -72,3 +71,86 @@ def test_method_reported_by_two_chapters_is_kept_once(scene_factory):
     ds = compare.load_all("synthetic", "smoke")
     assert sorted(ds["method"].values) == ["base", "other"]
     assert str(ds["chapter"].sel({"method": "base"}).values) == "03_x"
+
+
+class NoisyOracle(Oracle):
+    """The oracle's logits plus Gaussian noise of std ``noise`` (seeded by torch's seed)."""
+
+    def forward(self, x):
+        logits = super().forward(x)
+        return logits + self.noise * torch.randn_like(logits)
+
+
+def write_runs(name, runs, scenes, *, folder=None, params=None, tag=None):
+    """A chapter file with the given (method, seed, noise) runs (block size 16)."""
+    stats = BandStats(("ir", "r", "g", "dsm", "ndsm"), (0.0,) * 5, (1.0,) * 5)
+    recs = []
+    for m, s, noise in runs:
+        torch.manual_seed(s)
+        recs.append(Record(m, s, evaluate_model(NoisyOracle(noise), stats, scenes,
+                                                block_size=16),
+                           train_seconds=1.0, num_parameters=7))
+    ds = build_results(recs, chapter=name, profile="smoke", dataset="synthetic",
+                       params=params or {}, device="cpu", hardware="cpu", wall_seconds={})
+    return write_results(ds, results_path(name, "synthetic", "smoke", folder,
+                                          overrides=params, tag=tag))
+
+
+def test_chapters_with_different_seeds_combine_without_fill_values(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    long_name = "a method with a name longer than sixteen characters"
+    write_runs("03_x", [("pb", s, 0.0) for s in (0, 1, 2)], scenes)
+    write_runs("07_y", [(long_name, 0, 0.0)], scenes)
+    ds = compare.load_all("synthetic", "smoke")
+    assert ds["confusion"].dtype == np.int64 and int(ds["confusion"].min()) == 0
+    assert ds["block_confusion"].dtype == np.uint32
+    present = ds["present"].to_series()
+    assert present[("pb", 2)] and not present[(long_name, 1)]
+    assert int(ds["confusion"].sel({"method": long_name, "seed": 1}).sum()) == 0
+    assert long_name in list(ds["method"].values)  # never truncated to a fixed width
+    assert compare.input_files(ds) == ["03_x__synthetic__smoke.nc", "07_y__synthetic__smoke.nc"]
+    assert str(ds["file"].sel({"method": "pb"}).values) == "03_x__synthetic__smoke.nc"
+    files = compare.find_results("synthetic", "smoke")
+    path = compare.write_comparison(ds, files, compare.check_claims(ds, []),
+                                    dataset="synthetic", profile="smoke", params={})
+    back = read_results(path)  # the strict schema check on read
+    assert long_name in list(back["method"].values)
+    assert not bool(back["present"].sel({"method": long_name, "seed": 2}))
+
+
+def test_variants_are_read_only_when_asked(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    write_runs("03_x", [("pb", 0, 0.0)], scenes)
+    variant = write_runs("03_x", [("pb", 0, 0.0)], scenes, params={"epochs": 3})
+    assert variant.name != "03_x__synthetic__smoke.nc"
+    assert [p.name for p in compare.find_results("synthetic", "smoke")] == [
+        "03_x__synthetic__smoke.nc"]
+    assert len(compare.find_results("synthetic", "smoke", include_variants=True)) == 2
+    ds = compare.load_all("synthetic", "smoke", include_variants=True)
+    vid = variant.stem.split("__")[-1]
+    assert sorted(ds["method"].values) == ["pb", f"pb [{vid}]"]
+    ds = compare.load_all("synthetic", "smoke", files=[variant])
+    assert list(ds["method"].values) == [f"pb [{vid}]"]
+    assert compare.input_files(ds) == [variant.name]
+
+
+def test_check_claims_uses_the_one_rule(scene_factory):
+    scenes = [scene_factory(seed=i, size=64, split="val") for i in range(2)]
+    write_runs("03_x", [(m, s, n) for m, n in (("good", 0.0), ("base", 6.0))
+                        for s in (0, 1, 2)], scenes)
+    ds = compare.load_all("synthetic", "smoke")
+    c = Claim("P", "good beats base", "good", "base", "overall", "f1", 5.0)
+    rows = compare.check_claims(ds, [c, Claim("P", "absent", "nope", "base", "overall", "f1")])
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert row["verdict"] == "supported" and row["holds here"]
+    assert 0 < row["low (points)"] <= row["ours (points)"] <= row["high (points)"]
+    assert row["sentence"].startswith("good raises mean F1 over base by")
+    rows = compare.check_claims(ds, [c], flags={"base": "has not converged"})
+    assert rows.iloc[0]["verdict"] == "untestable"
+    assert "base: has not converged" in rows.iloc[0]["reason"]
+    rows = compare.check_claims(ds, [Claim("P", "x", "nope", "base", "overall", "f1")],
+                                include_missing=True)
+    assert rows.iloc[0]["verdict"] == "untestable"
+    diffs = compare.paired_differences(ds, "base")
+    assert set(diffs["seed"]) == {0, 1, 2} and set(diffs["verdict"]) == {"supported"}

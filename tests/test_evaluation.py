@@ -5,7 +5,8 @@ from torch import nn
 
 from aerialseg.data.patches import BandStats
 from aerialseg.evaluation import evaluate_model
-from aerialseg.results import Record, build_results, read_results, summary_table, write_results
+from aerialseg.results import Record, build_results, read_results, write_results
+from aerialseg.tables import summary_table
 
 
 class Oracle(nn.Module):

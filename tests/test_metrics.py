@@ -19,12 +19,13 @@ def test_scores_hand_made_matrix():
                    [2, 3, 1],
                    [0, 0, 4]])
     s = scores(cm, evaluated=(0, 1))
-    np.testing.assert_allclose(s["precision"], [5 / 7, 3 / 4, 4 / 5])
-    np.testing.assert_allclose(s["recall"], [5 / 6, 3 / 6, 1.0])
-    np.testing.assert_allclose(s["f1"], [10 / 13, 6 / 10, 8 / 9])
+    # class 2 is not evaluated: no scores of its own
+    np.testing.assert_allclose(s["precision"], [5 / 7, 3 / 4, np.nan])
+    np.testing.assert_allclose(s["recall"], [5 / 6, 3 / 6, np.nan])
+    np.testing.assert_allclose(s["f1"], [10 / 13, 6 / 10, np.nan])
     p, r = s["precision"], s["recall"]
     np.testing.assert_allclose(s["f1"], 2 * p * r / (p + r))
-    np.testing.assert_allclose(s["iou"], [5 / 8, 3 / 7, 4 / 5])
+    np.testing.assert_allclose(s["iou"], [5 / 8, 3 / 7, np.nan])
     np.testing.assert_array_equal(s["support"], [6, 6, 4])
     # OA over truth in {0, 1}: the class-1 pixel predicted as 2 counts as wrong.
     assert s["oa"] == pytest.approx(8 / 12)
@@ -35,6 +36,48 @@ def test_scores_hand_made_matrix():
     assert s["weighted_f1"] == pytest.approx(s["mean_f1"])
     assert s["weighted_precision"] == pytest.approx((5 / 7 + 3 / 4) / 2)
     assert s["weighted_recall"] == pytest.approx(s["oa"])
+
+
+def test_clutter_truth_is_left_out_of_every_evaluated_score():
+    """Known answer: clutter (class 2, not evaluated) truth pixels are dropped before scoring.
+
+    Truth rows: class 0 has 8 right, 2 predicted as 1; class 1 has 6 right, 1 predicted as
+    clutter; clutter truth has 3 predicted as 0, 5 as 1 and 4 as clutter.
+    """
+    cm = np.array([[8, 2, 0],
+                   [0, 6, 1],
+                   [3, 5, 4]])
+    s = scores(cm, evaluated=(0, 1))
+    # without clutter truth: precision of 0 is 8/8, not 8/11; of 1 it is 6/8, not 6/13
+    np.testing.assert_allclose(s["precision"][:2], [1.0, 6 / 8])
+    np.testing.assert_allclose(s["recall"][:2], [8 / 10, 6 / 7])  # clutter prediction: wrong
+    np.testing.assert_allclose(s["f1"][:2], [16 / 18, 12 / 15])
+    np.testing.assert_allclose(s["iou"][:2], [8 / 10, 6 / 9])
+    assert np.isnan(s["f1"][2]) and np.isnan(s["precision"][2])
+    assert s["oa"] == pytest.approx(14 / 17)  # clutter truth out of the denominator
+    assert s["oa_all"] == pytest.approx(18 / 29)  # GeoSeg-style: every counted pixel
+    assert s["mean_f1"] == pytest.approx((16 / 18 + 12 / 15) / 2)
+    np.testing.assert_array_equal(s["support"], [10, 7, 12])
+    # identical to scoring the matrix with the clutter row removed
+    no_clutter = cm.copy()
+    no_clutter[2] = 0
+    t = scores(no_clutter, evaluated=(0, 1))
+    for k in ("precision", "recall", "f1", "iou"):
+        np.testing.assert_allclose(s[k], t[k])
+    for k in ("oa", "mean_f1", "miou", "weighted_f1", "weighted_iou"):
+        assert s[k] == pytest.approx(t[k])
+
+
+def test_batch_scores_match_scores_on_random_matrices():
+    rng = np.random.default_rng(3)
+    cms = rng.integers(0, 50, (20, 6, 6))
+    cms[3, 4] = 0  # a class with no support
+    cms[5, :, 2] = 0  # a class never predicted
+    batch = metrics.batch_scores(cms, range(5))
+    for i, cm in enumerate(cms):
+        one = scores(cm, range(5))
+        for k, v in one.items():
+            np.testing.assert_allclose(batch[k][i], v, err_msg=k)
 
 
 def test_weighted_scores_use_support():

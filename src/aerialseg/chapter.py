@@ -253,18 +253,19 @@ def start(name: str, *, profile: str = "default", device: str = "auto",
     else:
         seeds = coerce(seeds)
         chosen = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-    data_options = dict(coerce(data_options) or {})
-    cfg = data_config(dataset, profile, data_root=data_root, **data_options)
+    options = dict(coerce(data_options) or {})
+    cfg = data_config(dataset, profile, data_root=data_root, **options)
     t0 = time.perf_counter()
     data = load_split(cfg)
     params = {"profile": profile, "device": device, "dataset": dataset, "seeds": seeds,
-              "data_root": data_root, "data_options": data_options, "retrain": retrain,
+              "data_root": data_root, "data_options": data_options or None,
+              "retrain": retrain,
               **dict(overrides), **dict(settings or {})}
     variant = {k: v for k, v in {**overrides, **dict(settings or {})}.items() if v is not None}
     if seeds is not None:
         variant["seeds"] = list(chosen)
-    if data_options:
-        variant["data_options"] = data_options
+    if options:
+        variant["data_options"] = options
     ch = Chapter(name, profile, dataset, dev, tuple(chosen), data, params,
                  overrides=dict(overrides), settings=resolved, variant=variant,
                  retrain=bool(retrain))

@@ -3,6 +3,12 @@
 One confusion matrix per protocol (eroded-boundary ground truth, the primary one, and the
 full ground truth) accumulated over every evaluated pixel of every validation scene; boundary
 F1; calibration (ECE, reliability); with MC dropout, the accuracy-vs-uncertainty curves.
+
+Per-block counts: each validation scene is cut into square blocks of ``block_size`` pixels
+(row-major; the last row and column of blocks may be smaller) and one confusion matrix per
+block and protocol is kept beside the pooled one (their sum). :mod:`aerialseg.stats`
+resamples these blocks to put intervals on any score. Scores themselves come from
+:func:`aerialseg.metrics.scores`, which leaves non-evaluated truth (ISPRS clutter) out.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from aerialseg.metrics import BoundaryF1, ConfusionMatrix, scores
 from aerialseg.uncertainty import Calibration, ThresholdCurve
 
 PROTOCOLS = ("eroded", "full")
+BLOCK_SIZE = 128
+"""Default side (pixels) of the spatial blocks whose confusion matrices are kept."""
 UNCERTAINTY_KINDS = ("mean_class_std", "predicted_class_std", "entropy", "mutual_info")
 
 
@@ -42,6 +50,15 @@ class Evaluation:
     maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     inference_seconds: float = 0.0
     pixels: int = 0
+    block_confusion: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per protocol, ``(blocks, C, C)`` counts; their sum over blocks is ``confusion``."""
+    block_scene: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
+    """Scene name of every block."""
+    block_y: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Top row of every block in its scene (pixels)."""
+    block_x: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Left column of every block in its scene (pixels)."""
+    block_size: int = 0
 
     @property
     def pixels_per_second(self) -> float:
@@ -55,7 +72,8 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
                    keep_maps: int = 1, thresholds: int = 101,
                    target_accuracies: Sequence[float] = (0.975, 0.95, 0.90),
                    calibration_bins: int = 15,
-                   predictor: Callable[..., dict[str, np.ndarray]] | None = None) -> Evaluation:
+                   predictor: Callable[..., dict[str, np.ndarray]] | None = None,
+                   block_size: int = BLOCK_SIZE) -> Evaluation:
     """Predict every scene and accumulate the study's metrics.
 
     Args:
@@ -75,6 +93,8 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
         calibration_bins: equal-width confidence bins of the ECE.
         predictor: replaces :func:`aerialseg.inference.predict_scene` (same signature and
             outputs), e.g. the patch CNN's dense predictor with its border modes.
+        block_size: side in pixels of the spatial blocks whose confusion matrices are kept
+            for the bootstrap (:mod:`aerialseg.stats`).
     """
     if prediction not in ("deterministic", "mc_mean"):
         raise ValueError(f"prediction must be 'deterministic' or 'mc_mean', got {prediction!r}")
@@ -84,7 +104,7 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
         raise ValueError("no validation scenes to evaluate")
     classes = scenes[0].classes
     acc = Accumulator(classes, calibration_bins=calibration_bins,
-                      uncertainty=UNCERTAINTY_KINDS if mc_samples else ())
+                      uncertainty=UNCERTAINTY_KINDS if mc_samples else (), block_size=block_size)
     seconds = 0.0
     for i, scene in enumerate(scenes):
         image = stats.apply(scene)
@@ -103,14 +123,22 @@ class Accumulator:
     """The protocol's counts over validation scenes, from per-scene class scores.
 
     One implementation for every caller: :func:`evaluate_model` feeds it model outputs, the
-    ensembles feed it combined probabilities or SVM decision values.
+    ensembles feed it combined probabilities or SVM decision values. Besides the pooled
+    confusion matrices it keeps one per spatial block of ``block_size`` pixels and protocol.
     """
 
     def __init__(self, classes: ClassTable, *, calibration_bins: int = 15,
-                 uncertainty: Sequence[str] = ()) -> None:
+                 uncertainty: Sequence[str] = (), block_size: int = BLOCK_SIZE) -> None:
         c = classes.num_classes
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1 pixel, got {block_size}")
         self.classes = classes
+        self.block_size = int(block_size)
         self.cms = {p: ConfusionMatrix(c) for p in PROTOCOLS}
+        self.blocks: dict[str, list[np.ndarray]] = {p: [] for p in PROTOCOLS}
+        self.block_scene: list[str] = []
+        self.block_y: list[np.ndarray] = []
+        self.block_x: list[np.ndarray] = []
         self.bf1 = BoundaryF1(c)
         self.calib = Calibration(calibration_bins)
         self.curves = {k: ThresholdCurve() for k in uncertainty}
@@ -128,8 +156,9 @@ class Accumulator:
         truth = scene.labels
         valid = (truth != IGNORE_INDEX) & classified
         eroded = scene.eval_mask & valid
-        self.cms["eroded"].update(pred, truth, eroded)
-        self.cms["full"].update(pred, truth, valid)
+        for protocol, mask in (("eroded", eroded), ("full", valid)):
+            self._count(protocol, pred, truth, mask)
+        self._add_layout(scene.name, truth.shape)
         # unclassified pixels (patch CNN border) leave the boundary-F1 domain
         self.bf1.update(np.where(classified, pred, 0),
                         np.where(classified, truth, IGNORE_INDEX))
@@ -148,6 +177,46 @@ class Accumulator:
                     kept[k] = extras[k]
             self.maps[scene.name] = kept
 
+    def _grid(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        bs = self.block_size
+        return -(-shape[0] // bs), -(-shape[1] // bs)
+
+    def _count(self, protocol: str, pred: np.ndarray, truth: np.ndarray,
+               mask: np.ndarray) -> None:
+        """Per-block confusion counts of the masked pixels; their sum joins the pooled matrix.
+
+        One band of block rows at a time with int32 codes ``(block column, truth, pred)``:
+        faster than the pooled :class:`ConfusionMatrix` update it replaces.
+        """
+        c = self.classes.num_classes
+        bs = self.block_size
+        nby, nbx = self._grid(truth.shape)
+        col = ((np.arange(truth.shape[1]) // bs) * (c * c)).astype(np.int32)[None, :]
+        counts = np.zeros((nby, nbx * c * c), np.int64)
+        for by in range(nby):
+            rows = slice(by * bs, (by + 1) * bs)
+            m = np.asarray(mask[rows], bool)
+            t = np.asarray(truth[rows]).astype(np.int32)
+            p = np.asarray(pred[rows]).astype(np.int32)
+            bad = m & ((t < 0) | (t >= c) | (p < 0) | (p >= c))
+            if bad.any():
+                y, x = np.argwhere(bad)[0]
+                raise ValueError(f"labels out of range at pixel ({by * bs + y}, {x}): truth "
+                                 f"{t[y, x]}, pred {p[y, x]}, but the class table has {c} "
+                                 "classes")
+            counts[by] = np.bincount((col + t * c + p)[m], minlength=nbx * c * c)
+        counts = counts.reshape(nby * nbx, c, c)
+        self.blocks[protocol].append(counts)
+        self.cms[protocol].matrix += counts.sum(0)
+
+    def _add_layout(self, name: str, shape: tuple[int, ...]) -> None:
+        bs = self.block_size
+        nby, nbx = self._grid(shape)
+        ys, xs = np.meshgrid(np.arange(nby) * bs, np.arange(nbx) * bs, indexing="ij")
+        self.block_scene += [name] * (nby * nbx)
+        self.block_y.append(ys.ravel())
+        self.block_x.append(xs.ravel())
+
     def result(self, *, thresholds: int = 101,
                target_accuracies: Sequence[float] = (0.975, 0.95, 0.90),
                inference_seconds: float = 0.0) -> Evaluation:
@@ -162,4 +231,17 @@ class Accumulator:
             curves={k: tc.result(thresholds=thresholds) for k, tc in self.curves.items()},
             coverage={k: tc.coverage_at_accuracy(tuple(target_accuracies))
                       for k, tc in self.curves.items()},
-            maps=self.maps, inference_seconds=inference_seconds, pixels=self.pixels)
+            maps=self.maps, inference_seconds=inference_seconds, pixels=self.pixels,
+            block_confusion={p: _stack(self.blocks[p], self.classes.num_classes)
+                             for p in PROTOCOLS},
+            block_scene=np.asarray(self.block_scene, dtype=str),
+            block_y=_concat(self.block_y), block_x=_concat(self.block_x),
+            block_size=self.block_size)
+
+
+def _stack(parts: list[np.ndarray], c: int) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, c, c), np.int64)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)

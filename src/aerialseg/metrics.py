@@ -4,6 +4,14 @@ Pooling: every score here comes from counts summed over all evaluated pixels of 
 (one confusion matrix; one set of boundary counts), never from a mean of per-scene scores.
 Primary protocol: eroded-boundary ground truth (:func:`eroded_eval_mask`, disk of radius 3);
 secondary: full ground truth. See ``DESIGN.md`` ("Evaluation protocol") and ``methods.md`` §0.
+
+Non-evaluated classes (ISPRS clutter): the papers evaluate the five ISPRS classes and leave
+clutter pixels out. :func:`scores` therefore drops the confusion rows of every class not in
+``evaluated`` before it computes per-class precision, recall, F1, IoU, OA and the
+support-weighted means: a clutter pixel predicted as building is *not* a false positive of
+building, and clutter pixels are not in OA's denominator. A pixel of an evaluated class
+predicted as clutter still counts as wrong (a false negative of its class). Non-evaluated
+classes get nan scores; only ``oa_all`` (trace over every counted pixel) keeps them.
 """
 
 from __future__ import annotations
@@ -132,6 +140,75 @@ def _nanmean(x: np.ndarray) -> float:
     return float(x.mean()) if x.size else float("nan")
 
 
+def _nanmean_last(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis skipping nan; nan where every value is nan (no warning)."""
+    finite = ~np.isnan(x)
+    n = finite.sum(-1)
+    return _div(np.where(finite, x, 0.0).sum(-1), n)
+
+
+def _check_evaluated(n: int, evaluated: Sequence[int]) -> np.ndarray:
+    ev = np.asarray(list(evaluated), np.int64)
+    if ev.size == 0 or ev.min() < 0 or ev.max() >= n or np.unique(ev).size != ev.size:
+        raise ValueError(f"evaluated must be distinct class indices in [0, {n}), got {list(ev)}")
+    return ev
+
+
+def batch_scores(cm: np.ndarray, evaluated: Sequence[int]) -> dict[str, np.ndarray]:
+    """:func:`scores` of a stack of confusion matrices ``(..., C, C)``, vectorised.
+
+    The same definitions as :func:`scores` (it calls this); per-class values have shape
+    ``(..., C)`` and summaries shape ``(...)``. Used by :mod:`aerialseg.stats` to recompute
+    scores on thousands of bootstrap resamples at once.
+    """
+    m = np.asarray(cm, np.float64)
+    if m.ndim < 2 or m.shape[-1] != m.shape[-2]:
+        raise ValueError(f"confusion matrix must be square (..., C, C), got shape {m.shape}")
+    n = m.shape[-1]
+    ev = _check_evaluated(n, evaluated)
+    keep = np.zeros(n, bool)
+    keep[ev] = True
+    support_all = m.sum(-1)
+    total = support_all.sum(-1)
+    trace_all = np.diagonal(m, axis1=-2, axis2=-1).sum(-1)
+    # Pixels whose truth is not evaluated (ISPRS clutter) leave every score but ``oa_all``:
+    # they are neither false positives of the class they were predicted as nor in OA.
+    me = m * keep[:, None]
+    tp = np.diagonal(me, axis1=-2, axis2=-1)
+    support = me.sum(-1)
+    predicted = me.sum(-2)
+    precision = _div(tp, predicted)
+    recall = _div(tp, support)
+    f1 = _div(2 * tp, support + predicted)
+    iou = _div(tp, support + predicted - tp)
+    for v in (precision, recall, f1, iou):
+        v[..., ~keep] = np.nan  # a class that is not evaluated has no score
+    w = support[..., ev]
+    wsum = w.sum(-1)
+    weights = _div(w, wsum[..., None])
+
+    def weighted(v: np.ndarray) -> np.ndarray:
+        # Classes with zero support have weight 0; their nan must not poison the sum.
+        out = np.sum(np.nan_to_num(weights, nan=0.0) * np.nan_to_num(v[..., ev], nan=0.0), -1)
+        return np.where(wsum > 0, out, np.nan)
+
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "iou": iou,
+        "support": support_all,
+        "oa": _div(tp[..., ev].sum(-1), wsum),
+        "oa_all": _div(trace_all, total),
+        "mean_f1": _nanmean_last(f1[..., ev]),
+        "miou": _nanmean_last(iou[..., ev]),
+        "weighted_f1": weighted(f1),
+        "weighted_iou": weighted(iou),
+        "weighted_precision": weighted(precision),
+        "weighted_recall": weighted(recall),
+    }
+
+
 def scores(cm: np.ndarray | ConfusionMatrix,
            evaluated: Sequence[int]) -> dict[str, np.ndarray | float]:
     """Scores from one pooled confusion matrix (rows truth, columns prediction).
@@ -139,16 +216,22 @@ def scores(cm: np.ndarray | ConfusionMatrix,
     Pass the matrix accumulated over every evaluated pixel of every scene: the protocol pools
     counts, so these are not means of per-scene scores.
 
-    Per-class values (arrays of length C, computed from the whole matrix, so a pixel of any
-    truth class predicted as c is a false positive of c):
+    Non-evaluated truth (ISPRS clutter) is dropped first: the rows of classes not in
+    ``evaluated`` are removed before anything but ``oa_all`` is computed, so a clutter pixel
+    predicted as building is not a false positive of building (the papers evaluate the five
+    classes and exclude clutter pixels). A prediction *into* a non-evaluated class is still
+    wrong: it is a false negative of the pixel's true class.
+
+    Per-class values (arrays of length C, nan for classes not in ``evaluated``):
     ``precision`` = TP/(TP+FP), ``recall`` = TP/(TP+FN), ``f1`` = 2TP/(2TP+FP+FN) (equal to
     2PR/(P+R); 0 when the class is in truth or prediction but never right), ``iou`` =
-    TP/(TP+FP+FN); nan where the denominator is 0. ``support`` = truth pixel counts.
+    TP/(TP+FP+FN); FP counts pixels of any *evaluated* truth class predicted as c; nan where
+    the denominator is 0. ``support`` = truth pixel counts (every row, clutter included).
 
-    Summaries over the ``evaluated`` classes (ISPRS: clutter excluded):
+    Summaries over the ``evaluated`` classes:
     ``oa`` = correct / pixels whose truth is evaluated (a prediction into a non-evaluated
-    class counts as wrong); ``oa_all`` = trace / all counted pixels (GeoSeg-style);
-    ``mean_f1``, ``miou`` = unweighted means (classes with nan skipped);
+    class counts as wrong); ``oa_all`` = trace / all counted pixels (GeoSeg-style, clutter
+    included); ``mean_f1``, ``miou`` = unweighted means (classes with nan skipped);
     ``weighted_f1``, ``weighted_iou``, ``weighted_precision``, ``weighted_recall`` =
     means weighted by truth support (as the EFM paper reports; an undefined precision
     counts as 0; ``weighted_recall`` equals ``oa``).
@@ -156,40 +239,16 @@ def scores(cm: np.ndarray | ConfusionMatrix,
     m = np.asarray(cm.matrix if isinstance(cm, ConfusionMatrix) else cm, np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"confusion matrix must be square (C, C), got shape {m.shape}")
-    n = m.shape[0]
-    ev = np.asarray(list(evaluated), np.int64)
-    if ev.size == 0 or ev.min() < 0 or ev.max() >= n or np.unique(ev).size != ev.size:
-        raise ValueError(f"evaluated must be distinct class indices in [0, {n}), got {list(ev)}")
-    tp = np.diag(m)
-    support = m.sum(1)
-    predicted = m.sum(0)
-    precision = _div(tp, predicted)
-    recall = _div(tp, support)
-    f1 = _div(2 * tp, support + predicted)
-    iou = _div(tp, support + predicted - tp)
-    w = support[ev]
-    wsum = w.sum()
-    weights = w / wsum if wsum > 0 else np.full(ev.size, np.nan)
-
-    def weighted(v: np.ndarray) -> float:
-        # Classes with zero support have weight 0; their nan must not poison the sum.
-        return float(np.sum(weights * np.nan_to_num(v[ev], nan=0.0))) if wsum > 0 else np.nan
-
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "iou": iou,
-        "support": support.astype(np.int64),
-        "oa": float(tp[ev].sum() / wsum) if wsum > 0 else float("nan"),
-        "oa_all": float(tp.sum() / m.sum()) if m.sum() > 0 else float("nan"),
-        "mean_f1": _nanmean(f1[ev]),
-        "miou": _nanmean(iou[ev]),
-        "weighted_f1": weighted(f1),
-        "weighted_iou": weighted(iou),
-        "weighted_precision": weighted(precision),
-        "weighted_recall": weighted(recall),
-    }
+    out = batch_scores(m, evaluated)
+    result: dict[str, np.ndarray | float] = {}
+    for k, v in out.items():
+        if k == "support":
+            result[k] = v.astype(np.int64)
+        elif v.ndim:
+            result[k] = v
+        else:
+            result[k] = float(v)
+    return result
 
 
 # --------------------------------------------------------------------------- boundary F1
