@@ -34,7 +34,7 @@ def test_torchrun_two_processes_then_reuse(tmp_path, monkeypatch):
     data = load_split(data_config("synthetic", "smoke"))
     cfg = resolve_run("fcn", profile="smoke", in_bands=data.bands, data=data.cfg.to_dict(),
                       seed=0, epochs=2)
-    assert (run_path(cfg) / "model.pt").exists()
+    assert (run_path(cfg, data) / "model.pt").exists()
     run = get_or_train(cfg, data, log=None)
     assert run.reused
     assert all(torch.isfinite(p).all() for p in run.model.parameters())

@@ -74,8 +74,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aerialseg.registry import get_method, resolve_run
     from aerialseg.runs import get_or_train
     from aerialseg.utils import resolve_device
+    from aerialseg.validation import TRAIN_SPECS, validate_chapter_params, validate_train_values
 
-    get_method(args.method)  # fail on a bad name before any data is loaded
+    # fail on bad names and values before any data is loaded or any run folder is created
+    get_method(args.method)
+    validate_chapter_params(profile=args.profile, device=args.device, seeds=args.seed)
+    overrides = _parse_sets(args.set)
+    if "seed" in overrides:
+        raise ValueError(f"--set seed={overrides['seed']!r}: the seed is given with "
+                         f"--seed N (got --seed {args.seed}); e.g. `aerialseg train "
+                         f"{args.method} --seed {overrides['seed']}`")
+    validate_train_values({k: v for k, v in overrides.items() if k in TRAIN_SPECS})
     device = resolve_device(args.device)
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
@@ -90,10 +99,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_split(cfg_data)
     if distributed and dist.get_rank() == 0:
         dist.barrier()
-    overrides = _parse_sets(args.set)
     cfg = resolve_run(args.method, profile=args.profile, in_bands=data.bands,
                       data=data.cfg.to_dict(), seed=args.seed, **overrides)
-    run = get_or_train(cfg, data, device=device, retrain=args.retrain)
+    run = get_or_train(cfg, data, device=device, retrain=args.retrain,
+                       progress=not args.no_progress)
     if dist.is_initialized():
         dist.barrier()  # rank 0 has written the model when everyone leaves
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -148,9 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--root", default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
-    t.add_argument("--retrain", action="store_true", help="ignore a stored run")
+    t.add_argument("--retrain", action="store_true",
+                   help="discard a stored model (and checkpoint) of this run and train again")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (one log line per epoch only)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override method parameters, e.g. epochs=5 lr=0.005")
+                   help="override method parameters, e.g. epochs=5 lr=0.005 (the seed is "
+                   "--seed)")
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("book", help="run chapters (papermill) and build the book")

@@ -66,26 +66,17 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
-        if self.lr <= 0:
-            problems.append(f"lr must be > 0 (got {self.lr})")
-        if not 0 <= self.tile_overlap < 1:
-            problems.append(f"tile_overlap must be in [0, 1) (got {self.tile_overlap})")
-        if self.sampler not in ("grid", "random_crop"):
-            problems.append(f"sampler must be 'grid' or 'random_crop' (got {self.sampler!r})")
-        if self.optimizer not in ("sgd", "adamw"):
-            problems.append(f"optimizer must be 'sgd' or 'adamw' (got {self.optimizer!r})")
-        if self.schedule not in ("poly", "step", "cosine", "constant"):
-            problems.append("schedule must be 'poly', 'step', 'cosine' or 'constant' "
-                            f"(got {self.schedule!r})")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            problems.append(f"ema_decay must be in (0, 1) (got {self.ema_decay})")
-        if problems:
-            raise ValueError("invalid training parameters: " + "; ".join(problems))
+        """Coerce string values (papermill, ``--set``) and check every field.
+
+        Raises:
+            ValueError: each bad field named with the value received and its valid range
+                (see :mod:`aerialseg.validation`).
+        """
+        from aerialseg.validation import validate_train_values
+
+        values = validate_train_values({f.name: getattr(self, f.name) for f in fields(self)})
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
 
 TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))

@@ -1,15 +1,30 @@
 """One training loop for every method: ``fit()``.
 
 Schedules step per iteration; AMP (bf16) on CUDA; gradient clipping; EMA of weights;
-callbacks for method-specific work (EFM refresh, U-CE uncertainty); a checkpoint after every
-epoch and exact resume; DistributedDataParallel when launched under ``torchrun``.
+callbacks for method-specific work (EFM refresh, U-CE uncertainty); checkpoints with exact
+resume (written when cheap, see :class:`CheckpointPolicy`); DistributedDataParallel when
+launched under ``torchrun``; an optional progress bar.
+
+**Checkpoint format** (``CHECKPOINT_FORMAT``): a ``torch.save`` archive of tensors and plain
+data only, read back with ``weights_only=True`` (loading never runs code)::
+
+    {"format": 2, "epoch": k (0-based, last finished), "step": int,
+     "train_seconds": float (training time of epochs 0..k, over every resume),
+     "model": state dict, "optimizer": state dict, "ema": state dict | None,
+     "history": [{"epoch": 0, "loss": ..., ...}, ...],
+     "rng": {"torch": uint8 tensor, "cuda": [uint8 tensor, ...],
+             "numpy": {"keys": int64 tensor, "pos", "has_gauss", "cached_gaussian"},
+             "python": {"version", "state": int64 tensor, "gauss_next"}}}
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import random
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +35,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
 from aerialseg.config import TrainConfig
-from aerialseg.utils import atomic_write, set_seed
+from aerialseg.utils import (
+    CorruptFileError,
+    RunStoreWarning,
+    load_tensors,
+    save_tensors,
+    set_seed,
+    to_plain,
+)
+
+CHECKPOINT_FORMAT = 2
+"""Version of the checkpoint layout (1: a full pickle, no longer read)."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -146,36 +172,209 @@ class EMA:
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the model to evaluate (EMA weights if enabled)."""
+    """What :func:`fit` returns: the model to evaluate (EMA weights if enabled).
+
+    Attributes:
+        model: the trained model (EMA weights if enabled), in eval mode.
+        history: one record per epoch (also of epochs trained before a resume).
+        seconds: wall time of this call.
+        resumed_from: the epoch (1-based count of finished epochs) a checkpoint resumed
+            from, or None.
+        train_seconds: training time of all epochs the model went through, over every
+            resume (the checkpoint carries the earlier calls' time; epochs lost to an
+            interruption and trained again are counted once).
+        checkpoint_epochs: 0-based epochs after which this call wrote the checkpoint.
+    """
 
     model: nn.Module
     history: list[dict[str, float]]
     seconds: float
     resumed_from: int | None
+    train_seconds: float = 0.0
+    checkpoint_epochs: list[int] = field(default_factory=list)
 
 
-def _save_checkpoint(path: Path, state: TrainState, ema: EMA | None) -> None:
+class CheckpointPolicy:
+    """When :func:`fit` writes its checkpoint.
+
+    Writing the weights and optimizer state of a large model after every epoch costs a few
+    percent of training (an smp U-Net/ResNet-34 with SGD momentum: about 190 MiB). The
+    policy writes after the last epoch of a call always, and otherwise
+
+    * ``every=N``: after every N-th epoch (epochs N-1, 2N-1, ... counted from 0);
+    * ``every=None`` (adaptive): as soon as the training time since the last write is at
+      least ``write_seconds / max_overhead``, where ``write_seconds`` is the duration of the
+      last write (before the first, an estimate from the size of the state at
+      ``assumed_bytes_per_second``). So the writes cost at most ``max_overhead`` (1 %) of the
+      training time, and an interruption loses at most ``1 / max_overhead`` times one write's
+      duration of training, plus one epoch.
+
+    Resuming from any written checkpoint gives the same weights as an uninterrupted run.
+    """
+
+    def __init__(self, every: int | None = None, *, max_overhead: float = 0.01,
+                 state_bytes: int = 0, assumed_bytes_per_second: float = 500e6) -> None:
+        if every is not None and (isinstance(every, bool) or int(every) != every
+                                  or every < 1):
+            raise ValueError(f"checkpoint_every must be None (adaptive) or an integer >= 1 "
+                             f"(got {every!r})")
+        if not 0 < max_overhead < 1:
+            raise ValueError(f"max_overhead must be in (0, 1) (got {max_overhead})")
+        self.every = None if every is None else int(every)
+        self.max_overhead = max_overhead
+        self.write_seconds = state_bytes / assumed_bytes_per_second
+        self.since_write = 0.0
+
+    def due(self, epoch: int, epoch_seconds: float, last: bool) -> bool:
+        """Whether to write after ``epoch`` (0-based) that took ``epoch_seconds``."""
+        self.since_write += epoch_seconds
+        if last:
+            return True
+        if self.every is not None:
+            return (epoch + 1) % self.every == 0
+        return self.since_write * self.max_overhead >= self.write_seconds
+
+    def wrote(self, seconds: float) -> None:
+        """Record that a write took ``seconds``."""
+        self.write_seconds = seconds
+        self.since_write = 0.0
+
+
+def _state_bytes(*dicts: dict[str, Any] | None) -> int:
+    def size(obj: Any) -> int:
+        if isinstance(obj, torch.Tensor):
+            return obj.numel() * obj.element_size()
+        if isinstance(obj, dict):
+            return sum(size(v) for v in obj.values())
+        if isinstance(obj, list | tuple):
+            return sum(size(v) for v in obj)
+        return 0
+
+    return sum(size(d) for d in dicts if d is not None)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every global RNG as tensors and numbers (no pickled objects)."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version),
+                   "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
+    n = rng["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    p = rng["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()),
+                     p["gauss_next"]))
+
+
+def _save_checkpoint(path: Path, state: TrainState, ema: EMA | None,
+                     train_seconds: float) -> None:
     payload = {
-        "epoch": state.epoch, "step": state.step,
+        "format": CHECKPOINT_FORMAT,
+        "epoch": state.epoch, "step": state.step, "train_seconds": float(train_seconds),
         "model": _unwrap(state.model).state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "ema": None if ema is None else ema.model.state_dict(),
-        "history": state.history,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "history": to_plain(state.history),
+        "rng": _rng_state(),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_tensors(path, payload)
+
+
+def _check_compatible(saved: dict[str, Any], module: nn.Module, what: str) -> None:
+    own = module.state_dict()
+    if not isinstance(saved, dict) or set(saved) != set(own):
+        raise CorruptFileError(f"its {what} weights do not match the model's parameters")
+    for k, v in own.items():
+        if not isinstance(saved[k], torch.Tensor) or saved[k].shape != v.shape:
+            raise CorruptFileError(f"its {what} weight {k!r} does not match the model")
+
+
+def _read_checkpoint(path: Path, model: nn.Module, ema: EMA | None,
+                     log: Callable[[str], None] | None) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if usable; a corrupt one is discarded with a warning.
+
+    Raises:
+        UnsafeFileError: the file holds pickled objects (never loaded).
+    """
+    try:
+        ck = load_tensors(path)
+        if ck.get("format") != CHECKPOINT_FORMAT:
+            raise CorruptFileError(f"checkpoint format {ck.get('format')!r}, expected "
+                                   f"{CHECKPOINT_FORMAT}")
+        missing = {"epoch", "step", "model", "optimizer", "history", "rng"} - set(ck)
+        if missing:
+            raise CorruptFileError(f"entries {sorted(missing)} are missing")
+        _check_compatible(ck["model"], model, "model")
+        if ema is not None and ck.get("ema") is not None:
+            _check_compatible(ck["ema"], ema.model, "EMA")
+    except CorruptFileError as exc:
+        msg = (f"discarding the checkpoint {path}: {exc}. Training starts again from the "
+               "first epoch (a checkpoint is only cut short when a write was killed; the "
+               "run folder holds nothing else of value).")
+        warnings.warn(msg, RunStoreWarning, stacklevel=3)
+        if log and is_main_process():
+            log("warning: " + msg)
+        if is_main_process():
+            path.unlink(missing_ok=True)
+        return None
+    return ck
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def _nan_message(loss: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig, *,
+                 epoch: int, step: int, batch_index: int, batches: int,
+                 ckpt_path: Path | None, ckpt_epoch: int | None) -> str:
+    """What happened, what is on disk and what to check, all of it true."""
+    image = batch["image"]
+    bad = int((~torch.isfinite(image)).sum())
+    inputs = (f"The input batch holds {bad} NaN/inf value(s) out of {image.numel()}: the "
+              "data is at fault; check it with `aerialseg data check DATASET`."
+              if bad else
+              "The input batch is finite, so the model diverged: the learning rate is "
+              f"likely too high (lr={cfg.lr:g}); lower it or set grad_clip "
+              f"(now {cfg.grad_clip}). If a lower lr does not help, check the data with "
+              "`aerialseg data check DATASET`.")
+    if ckpt_path is None:
+        disk = "Checkpointing is off (checkpoint=None): nothing was saved."
+    elif ckpt_epoch is None:
+        disk = (f"No checkpoint has been written yet ({ckpt_path} does not exist; the first "
+                "is written after an epoch ends), so nothing of this run was saved.")
+    else:
+        disk = (f"The checkpoint {ckpt_path} holds the state after epoch {ckpt_epoch + 1} "
+                f"of {cfg.epochs}; it is kept, but resuming with the same settings repeats "
+                "the same computation and fails again.")
+    return (f"the loss became {loss.item()} in epoch {epoch + 1} of {cfg.epochs} "
+            f"(batch {batch_index + 1} of {batches}, after {step} optimizer steps). "
+            f"{inputs} {disk}")
+
+
 def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig, *,
         device: torch.device | str = "cpu", callbacks: Sequence[Callback] = (),
         checkpoint: str | Path | None = None, log: Callable[[str], None] | None = print,
-        max_epochs_this_call: int | None = None) -> FitResult:
+        max_epochs_this_call: int | None = None, checkpoint_every: int | None = None,
+        final_checkpoint: bool = True, progress: bool = False,
+        progress_label: str = "train") -> FitResult:
     """Train ``model`` on ``dataset`` with ``loss_fn`` as configured by ``cfg``.
+
+    Seeds the global RNGs with ``cfg.seed`` first (dropout, ...); the initial weights are
+    the caller's (the run store seeds before it builds the model).
 
     Args:
         model: returns logits (B, C, H, W).
@@ -185,13 +384,25 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
         cfg: training settings.
         device: torch device.
         callbacks: method-specific hooks.
-        checkpoint: file written atomically after every epoch; if it exists, training resumes
-            from it and ends with the same weights as an uninterrupted run.
+        checkpoint: file written atomically when :class:`CheckpointPolicy` says so (always
+            after the last epoch of the call); if it exists, training resumes from it and
+            ends with the same weights as an uninterrupted run. A corrupt checkpoint is
+            discarded with a :class:`~aerialseg.utils.RunStoreWarning`.
         log: where one line per epoch goes (None: silent).
         max_epochs_this_call: stop after this many epochs in this call (to test resume).
+        checkpoint_every: write every N epochs; None: adaptive (writes cost <= 1 % of the
+            training time).
+        final_checkpoint: write the checkpoint after the final epoch too (the run store
+            passes False: it writes the trained model right away). The last epoch of a call
+            that stops early (``max_epochs_this_call``) is always written.
+        progress: show a progress bar (tqdm, on stderr; one bar per call, one step per
+            epoch, the loss in its postfix).
+        progress_label: the bar's description.
 
     Raises:
-        NonFiniteLossError: a loss was NaN/inf; the last good checkpoint is kept.
+        NonFiniteLossError: a loss was NaN/inf; the message says where, whether the inputs
+            were finite and what checkpoint (if any) is on disk.
+        UnsafeFileError: the checkpoint holds pickled objects (it is not loaded).
     """
     device = torch.device(device)
     set_seed(cfg.seed)
@@ -215,81 +426,112 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
     state = TrainState(model=ddp_model, loss_fn=loss_fn.to(device), optimizer=optimizer,
                        cfg=cfg, device=device, dataset=dataset,
                        total_steps=cfg.epochs * len(loader))
-    start_epoch, resumed = 0, None
+    start_epoch, resumed, seconds_before = 0, None, 0.0
     ckpt_path = Path(checkpoint) if checkpoint else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt_epoch: int | None = None  # 0-based epoch of the checkpoint on disk
+    ck = (_read_checkpoint(ckpt_path, model, ema, log)
+          if ckpt_path is not None and ckpt_path.exists() else None)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
-        if ema is not None and ck["ema"] is not None:
+        if ema is not None and ck.get("ema") is not None:
             ema.model.load_state_dict(ck["ema"])
-        state.history = ck["history"]
-        state.step = ck["step"]
-        start_epoch = resumed = ck["epoch"] + 1
-        torch.set_rng_state(ck["torch_rng"])
-        if ck.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
-        if log:
-            log(f"resumed from {ckpt_path} after epoch {start_epoch}")
-    use_amp = cfg.amp and device.type == "cuda"
-    t_start = time.perf_counter()
-    for cb in callbacks:
-        cb.on_fit_start(state)
-    epochs_done = 0
-    for epoch in range(start_epoch, cfg.epochs):
-        if max_epochs_this_call is not None and epochs_done >= max_epochs_this_call:
-            break
-        state.epoch = epoch
-        sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
-        if hasattr(loss_fn, "set_epoch"):
-            loss_fn.set_epoch(epoch)
-        for cb in callbacks:
-            cb.on_epoch_start(state)
-        ddp_model.train()
-        t0, t_data, losses = time.perf_counter(), 0.0, []
-        t_fetch = time.perf_counter()
-        for batch in loader:
-            t_data += time.perf_counter() - t_fetch
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            for g in optimizer.param_groups:
-                g["lr"] = g["initial_lr"] * lr_factor(cfg, state.step, state.total_steps)
-            aux = {k: v for k, v in batch.items() if k not in ("image", "label")}
-            for cb in callbacks:
-                aux.update(cb.batch_aux(state, batch))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = ddp_model(batch["image"])
-            loss = loss_fn(logits.float(), batch["label"], aux=aux)
-            if not torch.isfinite(loss):
-                where = f"epoch {epoch}, step {state.step}"
-                kept = f"; the last good checkpoint is kept at {ckpt_path}" if ckpt_path else ""
-                raise NonFiniteLossError(
-                    f"loss became {loss.item()} at {where}{kept}. Lower lr (now {cfg.lr}), "
-                    "enable grad_clip, or check the inputs for NaN values.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            if ema is not None:
-                ema.update(model)
-            losses.append(loss.item())
-            state.step += 1
-            t_fetch = time.perf_counter()
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                  "data_seconds": t_data}
-        state.history.append(record)
-        for cb in callbacks:
-            cb.on_epoch_end(state)
+        state.history = list(ck["history"])
+        state.step = int(ck["step"])
+        ckpt_epoch = int(ck["epoch"])
+        start_epoch = resumed = ckpt_epoch + 1
+        seconds_before = float(ck.get("train_seconds", 0.0))
+        _set_rng_state(ck["rng"])
         if log and is_main_process():
-            log(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['loss']:.4f}  "
-                f"lr {record['lr']:.2e}  {seconds:.1f}s (data {t_data:.1f}s)")
-        if ckpt_path is not None and is_main_process():
-            _save_checkpoint(ckpt_path, state, ema)
-        epochs_done += 1
+            log(f"resumed from {ckpt_path} after epoch {start_epoch}")
+        del ck
+    # before the first write, its duration is estimated from the size of what it writes:
+    # weights, one (SGD momentum) or two (AdamW) optimizer slots per weight, EMA weights
+    slots = 2 if cfg.optimizer == "adamw" else 1 if cfg.momentum else 0
+    weights = _state_bytes(model.state_dict())
+    policy = CheckpointPolicy(checkpoint_every,
+                              state_bytes=weights * (1 + slots + (ema is not None)))
+    use_amp = cfg.amp and device.type == "cuda"
+    main = is_main_process()
+    bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=progress_label, unit="epoch",
+               file=sys.stderr, disable=not (progress and main), leave=True)
+    written: list[int] = []
+    t_start = time.perf_counter()
+    try:
+        for cb in callbacks:
+            cb.on_fit_start(state)
+        last = cfg.epochs - 1
+        if max_epochs_this_call is not None:
+            last = min(last, start_epoch + max_epochs_this_call - 1)
+        for epoch in range(start_epoch, last + 1):
+            state.epoch = epoch
+            sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            if hasattr(loss_fn, "set_epoch"):
+                loss_fn.set_epoch(epoch)
+            for cb in callbacks:
+                cb.on_epoch_start(state)
+            ddp_model.train()
+            t0, t_data, losses = time.perf_counter(), 0.0, []
+            t_fetch = time.perf_counter()
+            for b, batch in enumerate(loader):
+                t_data += time.perf_counter() - t_fetch
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                for g in optimizer.param_groups:
+                    g["lr"] = g["initial_lr"] * lr_factor(cfg, state.step, state.total_steps)
+                aux = {k: v for k, v in batch.items() if k not in ("image", "label")}
+                for cb in callbacks:
+                    aux.update(cb.batch_aux(state, batch))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = ddp_model(batch["image"])
+                loss = loss_fn(logits.float(), batch["label"], aux=aux)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(_nan_message(
+                        loss, batch, cfg, epoch=epoch, step=state.step, batch_index=b,
+                        batches=len(loader), ckpt_path=ckpt_path, ckpt_epoch=ckpt_epoch))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                losses.append(loss.item())
+                state.step += 1
+                t_fetch = time.perf_counter()
+            seconds = time.perf_counter() - t0
+            record = {"epoch": epoch,
+                      "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+                      "data_seconds": t_data}
+            state.history.append(record)
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
+                            refresh=False)
+            bar.update(1)
+            if log and main:
+                line = (f"epoch {epoch + 1}/{cfg.epochs}  loss {record['loss']:.4f}  "
+                        f"lr {record['lr']:.2e}  {seconds:.1f}s (data {t_data:.1f}s)")
+                if bar.disable:
+                    log(line)
+                else:
+                    with tqdm.external_write_mode(file=sys.stderr):
+                        log(line)
+            skip = epoch == cfg.epochs - 1 and not final_checkpoint
+            if ckpt_path is not None and main and not skip and policy.due(
+                    epoch, seconds, last=epoch == last):
+                t_write = time.perf_counter()
+                _save_checkpoint(ckpt_path, state, ema,
+                                 seconds_before + t_write - t_start)
+                policy.wrote(time.perf_counter() - t_write)
+                written.append(epoch)
+                ckpt_epoch = epoch
+    finally:
+        bar.close()
     final = ema.model if ema is not None else model
     final.eval()
-    return FitResult(final, state.history, time.perf_counter() - t_start, resumed)
+    elapsed = time.perf_counter() - t_start
+    return FitResult(final, state.history, elapsed, resumed,
+                     train_seconds=seconds_before + elapsed, checkpoint_epochs=written)

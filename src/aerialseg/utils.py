@@ -1,14 +1,23 @@
-"""Small shared helpers: seeding, device choice, hardware description, atomic writes."""
+"""Small shared helpers: seeding, device, hardware, atomic writes, data-only tensor files.
+
+Files of the run store are written by :func:`save_tensors` and read by :func:`load_tensors`,
+which refuses anything but tensors and plain data (it never runs pickled code).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import platform
 import random
 import subprocess
 import tempfile
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,20 +72,157 @@ def git_commit() -> str:
         return "unknown"
 
 
+STALE_TMP_SECONDS = 30 * 60
+"""A temporary file of :func:`atomic_write` untouched this long belongs to a killed writer.
+
+A writer in progress keeps touching its file, so a temp file this old is never one that is
+still being written (even a 200 MiB checkpoint on a slow disk takes seconds)."""
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where Linux allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # not thread-safe for a moment; only where /proc is missing
+    os.umask(mask)
+    return mask
+
+
+def is_tmp_file(path: Path) -> bool:
+    """True for a temporary file of :func:`atomic_write` (``.<name>.<random>.tmp``)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def remove_stale_tmp_files(folder: str | Path, older_than: float | None = STALE_TMP_SECONDS
+                           ) -> list[Path]:
+    """Delete temporary files of :func:`atomic_write` left in ``folder`` by killed writers.
+
+    Args:
+        folder: the folder to clean (not recursive).
+        older_than: only files not modified for this many seconds; None: every temp file
+            (for a caller holding the folder's lock, so no other writer can be active).
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for f in folder.iterdir():
+        if not is_tmp_file(f):
+            continue
+        try:
+            if older_than is None or now - f.stat().st_mtime > older_than:
+                f.unlink()
+                removed.append(f)
+        except FileNotFoundError:  # another process cleaned it first
+            pass
+    return removed
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` then rename tmp to ``path``, so readers never see half a file."""
+    """Call ``write(tmp)`` then rename tmp to ``path``, so readers never see half a file.
+
+    The file gets the permissions of a normally created file (``0o666`` minus the umask),
+    not ``mkstemp``'s private ``0o600``, so a run store shared by a group stays readable.
+    Temp files of killed writers older than :data:`STALE_TMP_SECONDS` in the same folder
+    are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp_files(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         write(tmp_path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
     return path
+
+
+class RunStoreWarning(UserWarning):
+    """Something in the run store was discarded or repaired (a corrupt checkpoint, ...)."""
+
+
+class RunFileError(RuntimeError):
+    """A stored file (model, checkpoint) cannot be used."""
+
+
+class CorruptFileError(RunFileError):
+    """The file is truncated or otherwise unreadable (e.g. a write was killed midway)."""
+
+
+class UnsafeFileError(RunFileError):
+    """The file holds pickled objects other than tensors and plain data: it could run code."""
+
+
+def to_plain(obj: Any) -> Any:
+    """``obj`` as JSON types (NumPy scalars/arrays become numbers/lists, unknowns strings)."""
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray | torch.Tensor):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        return str(o)
+
+    return json.loads(json.dumps(obj, default=default, allow_nan=True))
+
+
+def save_tensors(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors, numbers, strings, lists, dicts, None) atomically.
+
+    The file is a ``torch.save`` archive that :func:`load_tensors` reads with
+    ``weights_only=True``: it holds data, and loading it never runs code.
+    """
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_tensors(path: str | Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a file written by :func:`save_tensors`, refusing anything that is not data.
+
+    Raises:
+        UnsafeFileError: the file contains pickled objects that could execute code (a file
+            of an older store format, or a tampered one); it is never unpickled.
+        CorruptFileError: truncated, empty or not a torch archive of a dict.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protocol warnings of foreign pickles
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln]
+            what = f" ({lines[0]})" if lines else ""
+            raise UnsafeFileError(
+                f"refusing to load {path}: it holds pickled Python objects{what}, not only "
+                "tensors and plain data, and unpickling it could run arbitrary code. Run "
+                "files of this version never contain such objects, so the file was written "
+                "by an older store format or tampered with. Delete it (or its run folder) "
+                "to train again; do not load it with weights_only=False unless you trust "
+                "its origin.") from None
+        raise CorruptFileError(f"{path} is unreadable ({exc})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        first = (str(exc).splitlines() or ["empty file"])[0][:200]
+        raise CorruptFileError(f"{path} is truncated or unreadable "
+                               f"({type(exc).__name__}: {first})") from exc
+    if not isinstance(obj, dict):
+        raise CorruptFileError(f"{path} holds a {type(obj).__name__}, expected a dict")
+    return obj
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
