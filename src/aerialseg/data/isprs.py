@@ -665,8 +665,7 @@ def vaihingen_selection(root: Path, split: str, *, split_name: str = "kampffmeye
         selected = [a for a in candidates if find_vaihingen_files(root, a)["top"].is_file()]
     if not selected:
         missing = [find_vaihingen_files(root, a)["top"] for a in candidates]
-        present = [f"area{a}" for a in present_tiles("vaihingen", root)]
-        hint = empty_split_hint(split, [p[4:] for p in present], "areas")
+        hint = empty_split_hint(split, present_tiles("vaihingen", root), "areas")
         raise _not_found("Vaihingen", root, f"no orthophoto of the {split!r} split's areas "
                          f"{list(candidates)} exists.{hint}", missing, VAIHINGEN_LAYOUT,
                          VAIHINGEN_SOURCE)
