@@ -369,3 +369,14 @@ def test_weights_that_do_not_fit_the_model_name_the_store_version(scene_factory)
     torch.save(saved, run.path / "model.pt")
     with pytest.raises(CorruptRunError, match="do not fit the model.*STORE_VERSION"):
         get_or_train(cfg(), data, log=None)
+
+
+def test_fingerprint_of_file_scenes_follows_their_files(scene_factory, tmp_path):
+    f = tmp_path / "labels.png"
+    f.write_bytes(b"a" * 10)
+    scene = replace(scene_factory(size=32), sources=(str(f),))
+    data = SplitData(DataConfig(), [scene], [])
+    before = data_fingerprint(data)
+    assert data_fingerprint(data) == before
+    f.write_bytes(b"b" * 11)  # the label file fixed in place
+    assert data_fingerprint(data) != before

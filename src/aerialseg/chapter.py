@@ -27,7 +27,13 @@ import torch
 import xarray as xr
 
 from aerialseg.config import RunConfig
-from aerialseg.data.registry import SplitData, data_config, get_spec, load_split
+from aerialseg.data.registry import (
+    SplitData,
+    data_config,
+    get_spec,
+    load_split,
+    parse_data_options,
+)
 from aerialseg.evaluation import Evaluation, evaluate_model
 from aerialseg.inference import scene_predictor
 from aerialseg.profiles import SEEDS, check_profile
@@ -253,8 +259,8 @@ def start(name: str, *, profile: str = "default", device: str = "auto",
     else:
         seeds = coerce(seeds)
         chosen = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-    options = dict(coerce(data_options) or {})
-    cfg = data_config(dataset, profile, data_root=data_root, **options)
+    options = parse_data_options(data_options)
+    cfg = data_config(dataset, profile, options, data_root=data_root)
     t0 = time.perf_counter()
     data = load_split(cfg)
     params = {"profile": profile, "device": device, "dataset": dataset, "seeds": seeds,

@@ -27,6 +27,28 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _data_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options given on the ``data`` command line (None: not given)."""
+    return {"split_name": args.split_name, "potsdam_bands": args.potsdam_bands,
+            "vaihingen_bands": args.vaihingen_bands, "val_tiles": args.val_tiles,
+            "layout": args.layout, "snap_labels": args.snap_labels or None}
+
+
+def _split_sets(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set`` values split into data options and method parameters."""
+    from aerialseg.data.registry import DATA_OPTIONS
+
+    data = {k: v for k, v in overrides.items() if k in DATA_OPTIONS or k == "data_options"}
+    return data, {k: v for k, v in overrides.items() if k not in data}
+
+
+def _no_root_without_dataset(args: argparse.Namespace, dataset: str | None) -> None:
+    if args.root is not None and dataset is None:
+        raise ValueError(f"--root {args.root} names a dataset folder but no dataset was "
+                         "chosen: name it (dubai, vaihingen, potsdam, loveda, or synthetic to "
+                         "generate the synthetic set there)")
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """Load a dataset and print its class shares, or (``data check``) verify a download.
 
@@ -40,19 +62,23 @@ def cmd_data(args: argparse.Namespace) -> int:
                              "[--split-name NAME] [--snap-labels] [--strict]")
         from aerialseg.data.check import check_dataset
 
-        report = check_dataset(words[1], args.root, split_name=args.split_name,
-                               potsdam_bands=args.potsdam_bands, snap_labels=args.snap_labels)
+        opts = _data_args(args)
+        report = check_dataset(words[1], args.root, split_name=opts.pop("split_name"),
+                               potsdam_bands=opts.pop("potsdam_bands"),
+                               snap_labels=bool(opts.pop("snap_labels")),
+                               data_options=args.data_options, **opts)
         print(report.text())
         return report.exit_code(strict=args.strict)
     if len(words) > 1:
         raise SystemExit(f"aerialseg data: expected one dataset name, got {words}")
+    _no_root_without_dataset(args, words[0] if words else None)
     dataset = words[0] if words else "synthetic"
 
     from aerialseg.data.patches import label_shares
     from aerialseg.data.registry import data_config, load_split
 
-    cfg = data_config(dataset, args.profile, data_root=args.root, split_name=args.split_name,
-                      potsdam_bands=args.potsdam_bands, snap_labels=args.snap_labels or None)
+    cfg = data_config(dataset, args.profile, args.data_options, data_root=args.root,
+                      **_data_args(args))
     data = load_split(cfg)
     shares = label_shares([s.labels for s in data.train + data.val], data.classes.num_classes)
     split = f" (split {cfg.split_name})" if cfg.split_name else ""
@@ -70,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
     import torch.distributed as dist
 
-    from aerialseg.data.registry import data_config, load_split
+    from aerialseg.data.registry import data_config, get_spec, load_split
     from aerialseg.registry import get_method, resolve_run
     from aerialseg.runs import get_or_train
     from aerialseg.utils import resolve_device
@@ -78,13 +104,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # fail on bad names and values before any data is loaded or any run folder is created
     get_method(args.method)
+    _no_root_without_dataset(args, args.dataset)
     validate_chapter_params(profile=args.profile, device=args.device, seeds=args.seed)
-    overrides = _parse_sets(args.set)
+    # --set holds data options and method parameters: both are validated before any data
+    # is loaded (the method parameters against the bands the data will have)
+    data_sets, overrides = _split_sets(_parse_sets(args.set))
     if "seed" in overrides:
         raise ValueError(f"--set seed={overrides['seed']!r}: the seed is given with "
                          f"--seed N (got --seed {args.seed}); e.g. `aerialseg train "
                          f"{args.method} --seed {overrides['seed']}`")
     validate_train_values({k: v for k, v in overrides.items() if k in TRAIN_SPECS})
+    dataset = args.dataset or "synthetic"
+    cfg_data = data_config(dataset, args.profile, data_sets.pop("data_options", None),
+                           data_root=args.root, **data_sets)
+    bands = get_spec(dataset).bands_of(cfg_data)
+    resolve_run(args.method, profile=args.profile, in_bands=bands, data=cfg_data.to_dict(),
+                seed=args.seed, **overrides)
     device = resolve_device(args.device)
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
@@ -93,7 +128,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
-    cfg_data = data_config(args.dataset, args.profile, data_root=args.root)
     if distributed and dist.get_rank() != 0:
         dist.barrier()  # rank 0 generates/loads the data first; the others then read it
     data = load_split(cfg_data)
@@ -144,8 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--split-name", default=None,
                    help="named split (vaihingen: kampffmeyer; potsdam: cse_unet, geoseg)")
     d.add_argument("--potsdam-bands", default=None, help="irrg (default), rgb, rgbir or r+g+b")
+    d.add_argument("--vaihingen-bands", default=None,
+                   help="all (default) or irrg (IR-R-G only: no DSM/nDSM files needed)")
+    d.add_argument("--val-tiles", default=None,
+                   help="validation tiles, e.g. 11,15 (vaihingen), 2_12 (potsdam), 4 (dubai)")
+    d.add_argument("--layout", default=None, choices=["auto", "official", "mmseg"],
+                   help="vaihingen/potsdam file layout (default: detected)")
+    d.add_argument("--data-options", default=None, metavar="JSON",
+                   help="any data options as JSON, e.g. '{\"potsdam_bands\": \"r+g+b\"}'")
     d.add_argument("--snap-labels", action="store_true",
-                   help="snap label colours outside the palette to the nearest one")
+                   help="snap label colours near the palette (resampled labels)")
     d.add_argument("--strict", action="store_true",
                    help="check: exit 1 unless every tile of the split is present")
     d.set_defaults(func=cmd_data)
@@ -153,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = sub.add_parser("train", help="train a method into the run store")
     t.add_argument("method")
     t.add_argument("--profile", default="default")
-    t.add_argument("--dataset", default="synthetic")
-    t.add_argument("--root", default=None)
+    t.add_argument("--dataset", default=None, help="default: synthetic")
+    t.add_argument("--root", default=None, help="dataset folder (needs --dataset)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--retrain", action="store_true",
@@ -163,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="no progress bar (one log line per epoch only)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override method parameters, e.g. epochs=5 lr=0.005 (the seed is "
-                   "--seed)")
+                   "--seed), and data options, e.g. potsdam_bands=r+g+b or "
+                   "data_options='{...}'")
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("book", help="run chapters (papermill) and build the book")

@@ -188,21 +188,43 @@ def test_synthetic_checksums(tmp_path):
     assert not report.usable and "dsm/dsm_09cm_matching_area1.tif" in report.errors[0].message
 
 
-def test_dubai_layout_and_palette_masks(tmp_path):
-    tile = tmp_path / "Semantic segmentation dataset" / "Tile 1"
+def _dubai_tile(root, n, parts=(1, 3), size=(20, 24)):
+    tile = root / "Semantic segmentation dataset" / f"Tile {n}"
     (tile / "images").mkdir(parents=True)
     (tile / "masks").mkdir()
-    labels = np.zeros((20, 24), np.uint8)
+    labels = np.zeros(size, np.uint8)
     labels[5:] = 2
-    for part in (1, 3):
-        Image.fromarray(np.full((20, 24, 3), 90, np.uint8)).save(
+    for part in parts:
+        Image.fromarray(np.full((*size, 3), 90, np.uint8)).save(
             tile / "images" / f"image_part_00{part}.jpg")
         pal = Image.fromarray(labels, mode="P")
         pal.putpalette([c for rgb in DUBAI.colours for c in rgb])
         pal.save(tile / "masks" / f"image_part_00{part}.png")
+    return tile
+
+
+def test_dubai_layout_palette_masks_and_tile_counts(tmp_path):
+    _dubai_tile(tmp_path, 1)
     report = check_dataset("dubai", tmp_path)
-    assert report.complete, report.text()
-    Image.fromarray(np.zeros((30, 24, 3), np.uint8)).save(tile / "masks" / "image_part_003.png")
+    assert not report.usable  # Tile 1 alone: no validation tile
+    text = " ".join(report.text().split())
+    assert "no validation tile" in text and "--val-tiles 1" in text
+    assert "data_options={'val_tiles': [1]}" in text
+    tile2 = _dubai_tile(tmp_path, 2)
+    _dubai_tile(tmp_path, 3)
+    report = check_dataset("dubai", tmp_path)
+    assert report.usable and not report.complete and not report.errors
+    text = " ".join(report.text().split())
+    assert "usable, 3 of 8 published tiles present" in text and "and complete" not in text
+    assert "Tile 4, Tile 5, Tile 6, Tile 7, Tile 8 absent" in text
+    assert report.count("val") == 4 and report.count("train") == 2
+    # the root may be the dataset folder itself: no warning about the layout
+    inner = check_dataset("dubai", tmp_path / "Semantic segmentation dataset")
+    assert inner.usable and not any("expected folders" in w.message for w in inner.warnings)
+    # the split follows val_tiles
+    other = check_dataset("dubai", tmp_path, val_tiles=[1])
+    assert other.count("val") == 2 and other.count("train") == 4
+    Image.fromarray(np.zeros((30, 24, 3), np.uint8)).save(tile2 / "masks" / "image_part_003.png")
     report = check_dataset("dubai", tmp_path)
     assert not report.usable and "differ in size" in report.errors[0].message
 

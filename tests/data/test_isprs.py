@@ -101,10 +101,12 @@ def test_empty_root_lists_the_expected_files(tmp_path):
 def test_missing_required_file_is_named(root):
     vaihingen_files(root, 3)["dsm"].unlink()
     vaihingen_files(root, 1)["gts"].unlink()
+    vaihingen_files(root, 1)["gts_eroded"].unlink()  # with it, area1 loads (eroded only)
     with pytest.raises(DatasetNotFoundError) as err:
         load_vaihingen(root, "train")
     assert "dsm/dsm_09cm_matching_area3.tif" in str(err.value)
     assert "gts_for_participants/top_mosaic_09cm_area1.tif" in str(err.value)
+    assert "vaihingen_bands='irrg'" in str(err.value)  # the way out without heights
     with pytest.raises(DatasetNotFoundError, match="area5"):
         load_vaihingen(root, "train", areas=[5])
 
@@ -436,3 +438,50 @@ def test_chapter_runs_on_official_vaihingen_layout(name, vaihingen_official, tmp
         kernel_name="python3", cwd=str(notebooks_dir()), progress_bar=False,
         execution_timeout=300)
     assert (results_dir() / f"{name}__vaihingen__smoke.nc").exists()
+
+
+# ------------------------------------------------------------------ eroded-only label sets
+
+def test_eroded_only_vaihingen_loads_without_full_truth(root):
+    (root / "manifest.json").unlink()
+    ref = load_vaihingen(root, "train", areas=[1])[0]
+    shutil.rmtree(root / "gts_for_participants")  # only gts_eroded_for_participants/ left
+    scene = load_vaihingen(root, "train", areas=[1])[0]
+    assert ref.full_truth is True and scene.full_truth is False
+    assert np.array_equal(scene.eval_mask, ref.eval_mask)  # the eroded protocol is exact
+    assert np.array_equal(scene.labels[scene.eval_mask], ref.labels[ref.eval_mask])
+    assert (scene.labels[~scene.eval_mask] == 255).all()  # the boundary band is ignore
+    assert all("_noBoundary" in p or "gts" not in p for p in scene.sources)
+    from aerialseg.data.registry import data_config, load_split
+
+    data = load_split(data_config("vaihingen", "smoke", data_root=str(root)))
+    assert not data.full_truth and all(not s.full_truth for s in data.val)
+
+
+def test_eroded_only_potsdam_loads_and_checks(tmp_path):
+    from aerialseg.data.check import check_dataset
+
+    root = build_potsdam_fixture(tmp_path / "p", ("2_10", "2_12"))
+    shutil.rmtree(root / "5_Labels_all")
+    scenes = load_potsdam(root, "val")
+    assert scenes[0].full_truth is False and scenes[0].eval_mask.mean() < 1
+    report = check_dataset("potsdam", root)
+    assert report.usable, report.text()
+    assert any("only the eroded ground truth" in w.message and "full-ground-truth protocol "
+               "is unavailable" in w.message for w in report.warnings)
+
+
+def test_potsdam_rgb_only_suggests_the_bands(tmp_path):
+    root = build_potsdam_fixture(tmp_path / "p", ("2_10", "2_12"), products=("rgb",),
+                                 heights=False)
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_potsdam(root, "val")
+    msg = " ".join(str(err.value).split())
+    assert "potsdam_bands='rgb'" in msg and "'r+g+b'" in msg
+    from aerialseg.data.check import check_dataset
+
+    text = " ".join(check_dataset("potsdam", root).text().split())
+    assert "What to do:" in text and "--potsdam-bands r+g+b" in text
+    assert "data_options={'potsdam_bands': 'r+g+b'}" in text
+    assert check_dataset("potsdam", root, potsdam_bands="r+g+b").usable
+    assert load_potsdam(root, "val", bands="r+g+b")[0].band_names == ("r", "g", "b")

@@ -2,11 +2,13 @@
 
 For every tile of the chosen split the checker looks for each file the reader needs (in the
 same places the reader looks), reads the raster headers, checks that the TIFF data lies
-inside the file (a truncated download or extraction fails here), that the image, DSM, nDSM
-and label rasters have the same size, that the label files hold only palette colours
-(listing unknown colours with their pixel counts), that an eroded label file agrees with the
-full one, and that an orthophoto is not a label image in disguise. The report says what is
-fine, what is missing or wrong, where to get the data and the expected layout.
+inside the file and that JPEGs and PNGs decode (a truncated download or extraction fails
+here), that the image, DSM, nDSM and label rasters have the same size, that height rasters
+hold no NaN or infinite values, that the label files hold only palette colours (listing
+unknown colours with their pixel counts), that an eroded label file agrees with the full
+one, and that an orthophoto is not a label image in disguise. It counts the tiles found
+against the tiles expected and says why a set is not usable. The report says what is fine,
+what is missing or wrong, what to do, where to get the data and the expected layout.
 
 ISPRS publishes no checksums for its archives, so none are checked for Vaihingen and
 Potsdam; the synthetic dataset is checked against the SHA-256 sums of its manifest.
@@ -16,20 +18,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
 from PIL import Image
 
 from aerialseg.data import isprs
-from aerialseg.data.classes import DUBAI, ISPRS, ClassTable
+from aerialseg.data.classes import (
+    DUBAI,
+    IGNORE_INDEX,
+    ISPRS,
+    LOVEDA,
+    ClassTable,
+    LabelColourError,
+    LabelValueError,
+)
+from aerialseg.data.io import count_nonfinite, read_image, tiff_problem
 
-OK, WARN, ERROR = "ok", "warn", "error"
+OK, WARN, ERROR, HINT = "ok", "warn", "error", "hint"
+_MAX_ROWS = 60  # larger sets list only the tiles with problems
 _PALETTE_LIKE = 0.995  # share of palette colours above which an "orthophoto" is a label map
 _ERODED_DISAGREE = 0.01  # share of eroded-file pixels allowed to differ from the full labels
 
@@ -69,6 +81,11 @@ class CheckReport:
     source: str
     checksums: str
     classes: ClassTable = ISPRS
+    published: tuple[int, int] | None = None
+    """(tiles present, tiles published) for sets whose split covers what is present (Dubai);
+    the set is complete only when all are present."""
+    unit: str = "tiles"
+    """What a row of the report is (Dubai: image ``parts`` of the tiles)."""
 
     @property
     def errors(self) -> list[Finding]:
@@ -96,7 +113,20 @@ class CheckReport:
     @property
     def complete(self) -> bool:
         """Usable, and every tile of the split is there (the papers' protocol)."""
-        return self.usable and all(t.status == OK for t in self.tiles)
+        whole = self.published is None or self.published[0] >= self.published[1]
+        return self.usable and whole and all(t.status == OK for t in self.tiles)
+
+    def reasons(self) -> list[str]:
+        """Why the set is not usable (empty when it is)."""
+        if self.usable:
+            return []
+        out = [f.message for f in self.errors]
+        for s in ("train", "val"):
+            if not self.count(s) and not any(f"no usable {s}" in m or f"no {s}" in m
+                                             for m in out):
+                out.append(f"no usable {s} tile" + (
+                    "" if self.total(s) else f": the {s} split has no tile here"))
+        return out
 
     def exit_code(self, strict: bool = False) -> int:
         """0 if usable (and complete when ``strict``), else 1."""
@@ -110,12 +140,18 @@ class CheckReport:
         elif self.split_source:
             lines.append(f"  split:     {self.split_source}")
         lines.append(f"  checksums: {self.checksums}")
+        shown = self.tiles
+        if len(self.tiles) > _MAX_ROWS:
+            shown = [t for t in self.tiles if t.status == "broken"][:_MAX_ROWS // 2]
         if self.tiles and all(t.status == "absent" for t in self.tiles):
             lines += ["", f"  none of the {len(self.tiles)} tiles of the split was found"]
         elif self.tiles:
             lines.append("")
+            if len(shown) < len(self.tiles):
+                lines.append(f"  {len(self.tiles)} tiles; those with problems:"
+                             if shown else f"  {len(self.tiles)} tiles, none with problems")
             width = max(len(t.name) for t in self.tiles)
-            for t in self.tiles:
+            for t in shown:
                 status = {OK: "OK", "absent": "ABSENT", "broken": "PROBLEM"}[t.status]
                 size = f"{t.size[0]}x{t.size[1]} px" if t.size else ""
                 what = {OK: ", ".join(t.files), "absent": f"(no {', '.join(t.files)})"}.get(
@@ -124,8 +160,9 @@ class CheckReport:
                              .rstrip())
         shares = self._shares()
         if shares:
-            lines += ["", "  class shares of the good tiles (full ground truth):", shares]
-        for level, title in ((ERROR, "Problems (must be fixed)"), (WARN, "Warnings")):
+            lines += ["", "  class shares of the labelled pixels of the good tiles:", shares]
+        for level, title in ((ERROR, "Problems (must be fixed)"), (WARN, "Warnings"),
+                             (HINT, "What to do")):
             found = [f for f in self.findings if f.level == level]
             if found:
                 lines += ["", f"{title}:"]
@@ -134,15 +171,23 @@ class CheckReport:
                                         subsequent_indent="    ", break_on_hyphens=False,
                                         break_long_words=False) for f in found]
         lines.append("")
-        counts = "; ".join(f"{s} {self.count(s)}/{self.total(s)} tiles OK"
+        counts = "; ".join(f"{s} {self.count(s)}/{self.total(s)} {self.unit} OK"
                            for s in ("train", "val") if self.total(s))
         if self.complete:
             verdict = "USABLE and complete"
+        elif self.usable and self.published and all(t.status == OK for t in self.tiles):
+            verdict = (f"usable, {self.published[0]} of {self.published[1]} published tiles "
+                       "present")
         elif self.usable:
             verdict = ("USABLE, but incomplete: results are not comparable with the papers' "
                        "until the absent tiles are added")
-        else:
+        elif self.errors:
             verdict = f"NOT USABLE ({len(self.errors)} problem(s) above)"
+        else:
+            verdict = f"NOT USABLE: {'; '.join(self.reasons())}"
+        if self.published and not (self.usable and not self.complete):
+            verdict += (f" ({self.published[0]} of {self.published[1]} published tiles "
+                        "present)")
         lines.append(f"Summary: {counts + ' -> ' if counts else ''}{verdict}.")
         if not self.complete:
             lines += ["", "Where to get it:",
@@ -153,14 +198,17 @@ class CheckReport:
         return "\n".join(lines)
 
     def _shares(self) -> str:
-        counts = [t.class_counts for t in self.tiles if t.status == OK
-                  and t.class_counts is not None]
-        if not counts:
-            return ""
-        total = np.sum(counts, axis=0)
-        share = total / max(int(total.sum()), 1)
-        return "    " + ", ".join(f"{n} {100 * s:.1f} %"
-                                  for n, s in zip(self.classes.names, share, strict=True))
+        lines = []
+        for split in ("train", "val"):
+            counts = [t.class_counts for t in self.tiles if t.status == OK
+                      and t.split == split and t.class_counts is not None]
+            if not counts:
+                continue
+            total = np.sum(counts, axis=0)
+            share = total / max(int(total.sum()), 1)
+            lines.append(f"    {split + ':':6s} " + ", ".join(
+                f"{n} {100 * s:.1f} %" for n, s in zip(self.classes.names, share, strict=True)))
+        return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -182,13 +230,11 @@ def _rel(root: Path, p: Path) -> str:
 def _probe(path: Path) -> tuple[tuple[int, int], int, str]:
     """(H, W), channels and dtype from the header; fails on a truncated TIFF or JPEG."""
     if path.suffix.lower() in (".tif", ".tiff"):
+        problem = tiff_problem(path)
+        if problem:
+            raise OSError(problem)
         with tifffile.TiffFile(path) as tf:
             page = tf.pages[0]
-            size = os.path.getsize(path)
-            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)]
-            if not ends or max(ends) > size:
-                raise OSError(f"the file ends at byte {size} but its image data runs to byte "
-                              f"{max(ends) if ends else '?'} (truncated download or extraction)")
             palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE
             return ((int(page.imagelength), int(page.imagewidth)),
                     3 if palette else int(page.samplesperpixel), str(page.dtype))
@@ -263,8 +309,15 @@ def _check_tile(root: Path, name: str, split: str, files: list[_File], *, snap: 
         res.files.append(f.role)
         if f.kind == "image":
             _check_not_labels(root, f, classes, errors)
+        elif f.kind == "height":
+            _check_finite(root, f, errors)
         elif f.kind == "label":
             labels = _check_labels(root, f, classes, snap, errors, warns, res)
+        elif f.kind == "eroded_only":
+            _check_labels(root, f, classes, snap, errors, warns, res, extra=(isprs.BLACK,))
+            warns.append(f"only the eroded ground truth ({_rel(root, f.path)}): the reader "
+                         "loads it (Scene.full_truth False), the eroded protocol is exact, "
+                         "the full-ground-truth protocol is unavailable")
         elif f.kind == "eroded":
             _check_eroded(root, f, classes, snap, labels, errors, warns)
     if len(set(sizes.values())) > 1:
@@ -299,6 +352,20 @@ def _check_not_labels(root: Path, f: _File, classes: ClassTable, errors: list[st
                           "its own folder)")
 
 
+def _check_finite(root: Path, f: _File, errors: list[str]) -> None:
+    try:
+        arr = isprs.read_raster(f.path)
+    except Exception as exc:
+        errors.append(f"cannot read {f.role} {_rel(root, f.path)}: {exc}")
+        return
+    bad = count_nonfinite(arr)
+    if bad:
+        nan = int(np.isnan(arr).sum())
+        errors.append(f"{f.role} {_rel(root, f.path)} has {bad} non-finite pixel values ({nan} "
+                      f"NaN, {bad - nan} infinite) of {arr.size}: the reader refuses it. Fill "
+                      "the holes (e.g. gdal_fillnodata.py) or obtain an intact copy")
+
+
 def _read_rgb(root: Path, f: _File, errors: list[str]) -> np.ndarray | None:
     try:
         rgb = isprs.read_raster(f.path)
@@ -313,21 +380,31 @@ def _read_rgb(root: Path, f: _File, errors: list[str]) -> np.ndarray | None:
 
 
 def _check_labels(root: Path, f: _File, classes: ClassTable, snap: bool, errors: list[str],
-                  warns: list[str], res: TileResult) -> np.ndarray | None:
+                  warns: list[str], res: TileResult,
+                  extra: tuple[tuple[int, int, int], ...] = ()) -> np.ndarray | None:
     rgb = _read_rgb(root, f, errors)
     if rgb is None:
         return None
     codes = _codes(rgb)
-    idx, counts = _match(codes, list(classes.colours) + list(classes.ignore_colours))
+    idx, counts = _match(codes, list(classes.colours) + list(classes.ignore_colours)
+                         + list(extra))
     res.class_counts = counts[: classes.num_classes]
     unknown = idx < 0
     if unknown.any():
         share = 100 * unknown.mean()
         listed = _unknown_listing(codes[unknown])
         if snap:
+            try:
+                snapped = classes.decode(rgb, snap=True, source=_rel(root, f.path),
+                                         extra_ignore=extra)
+            except LabelColourError as exc:
+                errors.append(f"{exc} (snap_labels refuses them)")
+                return np.where(unknown, -1, idx)
+            res.class_counts = np.bincount(snapped[snapped != IGNORE_INDEX].ravel(),
+                                           minlength=classes.num_classes)
             warns.append(f"{_rel(root, f.path)}: {int(unknown.sum())} px ({share:.2f} %) have "
                          f"colours outside the palette ({listed}); snap_labels maps them to "
-                         "the nearest palette colour")
+                         "the nearest palette colour or to ignore (black, far colours)")
         else:
             errors.append(f"{_rel(root, f.path)}: {int(unknown.sum())} px ({share:.2f} %) have "
                           f"colours outside the {classes.name} palette: {listed}. Palette: "
@@ -379,10 +456,11 @@ def _root_findings(dataset: str, root: Path, expected_dirs: Sequence[str],
     if not entries:
         findings.append(Finding(ERROR, "", f"the folder {root} is empty"))
         return True
-    if (root / "img_dir").is_dir() and (root / "ann_dir").is_dir():
-        findings.append(Finding(ERROR, "", "this looks like an mmsegmentation-converted copy "
-                                "(img_dir/, ann_dir/): its 512 px clips and index labels are "
-                                "not the official files; use the original archives"))
+    if (root / "img_dir").is_dir() and (root / "ann_dir").is_dir() and dataset in (
+            "vaihingen", "potsdam") and "img_dir" not in expected_dirs:
+        findings.append(Finding(WARN, "", "this folder also holds an mmsegmentation-converted "
+                                "copy (img_dir/, ann_dir/); the official files are checked "
+                                "here, --layout mmseg checks the copy"))
     zips = [e for e in entries if e.lower().endswith(".zip")]
     if zips:
         findings.append(Finding(WARN, "", f"archives not extracted here? {', '.join(zips[:6])}"
@@ -394,17 +472,24 @@ def _root_findings(dataset: str, root: Path, expected_dirs: Sequence[str],
     return True
 
 
-def _vaihingen_tile_files(root: Path, area: int) -> list[_File]:
+def _vaihingen_tile_files(root: Path, area: int,
+                          bands: Sequence[str] = isprs.VAIHINGEN_BANDS) -> list[_File]:
     f = isprs.find_vaihingen_files(root, area)
     ndsm = isprs.vaihingen_ndsm(f)
-    return [
-        _File("orthophoto", f["top"], "image", 3),
-        _File("DSM", f["dsm"], "height"),
-        _File("nDSM", ndsm, "height",
-              alternatives=() if ndsm.is_file() else (f["ndsm"],)),
-        _File("ground truth", f["gts"], "label", 3),
-        _File("eroded ground truth", f["gts_eroded"], "eroded", 3, required=False),
-    ]
+    out = [_File("orthophoto", f["top"], "image", 3)]
+    if "dsm" in bands:
+        out.append(_File("DSM", f["dsm"], "height"))
+    if "ndsm" in bands:
+        out.append(_File("nDSM", ndsm, "height",
+                         alternatives=() if ndsm.is_file() else (f["ndsm"],)))
+    return out + _label_files(f, "gts", "gts_eroded")
+
+
+def _label_files(f: dict[str, Path], full: str, eroded: str) -> list[_File]:
+    if not f[full].is_file() and f[eroded].is_file():
+        return [_File("eroded ground truth", f[eroded], "eroded_only", 3)]
+    return [_File("ground truth", f[full], "label", 3),
+            _File("eroded ground truth", f[eroded], "eroded", 3, required=False)]
 
 
 def _potsdam_tile_files(root: Path, tile: str, bands: Sequence[str]) -> list[_File]:
@@ -425,22 +510,44 @@ def _potsdam_tile_files(root: Path, tile: str, bands: Sequence[str]) -> list[_Fi
         out.append(_File("DSM", f["dsm"], "height"))
     if "ndsm" in bands:
         out.append(_File("nDSM", f["ndsm"], "height"))
-    out.append(_File("ground truth", f["label"], "label", 3))
-    out.append(_File("eroded ground truth", f["label_eroded"], "eroded", 3, required=False))
-    return out
+    return out + _label_files(f, "label", "label_eroded")
 
 
 _NO_CHECKSUMS = ("no published checksums (ISPRS publishes none for these archives); files "
                  "are checked for completeness, sizes and label colours instead")
 
 
+def _isprs_hints(dataset: str, root: Path, tiles: list[TileResult], findings: list[Finding],
+                 bands: Sequence[str]) -> None:
+    """Add what to do when the files present call for other bands."""
+    messages = " ".join(f.message for f in findings if f.level == ERROR)
+    if dataset == "vaihingen" and ("missing DSM" in messages or "missing nDSM" in messages):
+        findings.append(Finding(HINT, "", isprs.VAIHINGEN_BANDS_HINT))
+    if dataset == "potsdam" and "missing orthophoto with bands" in messages:
+        names = [t.name.removeprefix("tile ") for t in tiles if t.status != "absent"]
+        found = [isprs.find_potsdam_files(root, t) for t in names]
+        if any(f["rgb"].is_file() for f in found):
+            heights = all(f["dsm"].is_file() and f["ndsm"].is_file() for f in found)
+            choice = "rgb" if heights else "r+g+b"
+            findings.append(Finding(HINT, "", (
+                f"only RGB orthophotos are here: check and read them with --potsdam-bands "
+                f"{choice} (data_options={{'potsdam_bands': '{choice}'}}); "
+                + ("'rgb' is R, G, B with DSM and nDSM, 'r+g+b' colour only"
+                   if heights else "'r+g+b' is colour only and needs no height files"))))
+
+
 def _check_isprs(dataset: str, root: Path, *, split_name: str | None,
-                 potsdam_bands: str | Sequence[str] | None, snap: bool) -> CheckReport:
+                 potsdam_bands: str | Sequence[str] | None, snap: bool,
+                 vaihingen_bands: str | Sequence[str] | None = None,
+                 val_tiles: Sequence[int | str] | None = None) -> CheckReport:
     findings: list[Finding] = []
     if dataset == "potsdam":
         named = isprs.get_named_split("potsdam", split_name)
         bands = isprs.parse_potsdam_bands(potsdam_bands)
-        splits = {"train": [str(t) for t in named.train], "val": [str(t) for t in named.val]}
+        splits = {"train": tuple(str(t) for t in named.train),
+                  "val": tuple(str(t) for t in named.val)}
+        if val_tiles:
+            splits = isprs.resplit(splits, [isprs.check_potsdam_tile(t) for t in val_tiles])
         everything: list[str] = list(isprs.POTSDAM_TILES)
 
         def files_of(t: str | int) -> list[_File]:
@@ -456,24 +563,28 @@ def _check_isprs(dataset: str, root: Path, *, split_name: str | None,
     else:
         manifest = (root / "manifest.json").is_file()
         named = isprs.get_named_split("vaihingen", split_name)
-        areas = isprs.vaihingen_split_areas(root, named.name) if root.is_dir() else {
-            "train": tuple(int(a) for a in named.train),
-            "val": tuple(int(a) for a in named.val)}
-        splits = {k: list(v) for k, v in areas.items()}
+        bands = isprs.parse_vaihingen_bands(vaihingen_bands)
+        splits = isprs.vaihingen_split_areas(root, named.name, val_tiles) if root.is_dir() \
+            else {"train": tuple(int(a) for a in named.train),
+                  "val": tuple(int(a) for a in named.val)}
         everything = list(isprs.VAIHINGEN_AREAS)
 
         def files_of(t: str | int) -> list[_File]:
-            return _vaihingen_tile_files(root, int(t))
+            return _vaihingen_tile_files(root, int(t), bands)
 
         def label(t: str | int) -> str:
             return f"area{t}"
 
         layout, source = isprs.VAIHINGEN_LAYOUT, isprs.VAIHINGEN_SOURCE
-        expected = ("top", "dsm", "gts_for_participants", "ISPRS_semantic_labeling_Vaihingen",
-                    "Vaihingen")
+        expected = ("top", "dsm", "gts_for_participants", "gts_eroded_for_participants",
+                    "ISPRS_semantic_labeling_Vaihingen", "Vaihingen")
         split_source = ("the synthetic manifest's split" if manifest else named.source)
+        if tuple(bands) != isprs.VAIHINGEN_BANDS:
+            split_source += f"; bands {'+'.join(bands)}"
         if manifest:
             named = None
+    if val_tiles:
+        split_source += f"; validation tiles {', '.join(str(t) for t in splits['val'])}"
     tiles: list[TileResult] = []
     if _root_findings(dataset, root, expected, findings):
         for split, ids in splits.items():
@@ -498,21 +609,26 @@ def _check_isprs(dataset: str, root: Path, *, split_name: str | None,
         if plain:
             findings.append(Finding(WARN, "", f"also present, not used by this split: "
                                     f"{', '.join(plain)}"))
+        present = [str(t) for ids in splits.values() for t in ids
+                   if files_of(t)[0].path.is_file()] + others
         for split in splits:
             if any(t.status != "absent" for t in tiles) and not any(
                     t.split == split and t.status == OK for t in tiles):
+                broken = any(t.split == split and t.status == "broken" for t in tiles)
+                hint = "" if broken else isprs.empty_split_hint(split, present)
                 findings.append(Finding(ERROR, "", f"no usable {split} tile: the reader cannot "
-                                        f"load the {split} split"))
-        if dataset == "potsdam" and named is not None and named.name == "geoseg":
+                                        f"load the {split} split.{hint}".rstrip(".")))
+        if dataset == "potsdam" and named is not None and named.name in ("geoseg", "mmseg"):
             lacking = [t for t in tiles if t.split == "val" and t.status == "broken"
                        and not isprs.find_potsdam_files(root, t.name[5:])["label"].is_file()]
             if lacking:
-                findings.append(Finding(ERROR, "", "the geoseg split evaluates on the 14 test "
-                                        "tiles, whose labels are only in 5_Labels_all.zip "
+                findings.append(Finding(ERROR, "", f"the {named.name} split evaluates on the 14 "
+                                        "test tiles, whose labels are only in 5_Labels_all.zip "
                                         "(5_Labels_for_participants has the other 24)"))
         if not any(t.status != "absent" for t in tiles) and not any(
                 f.level == ERROR for f in findings):
             findings.append(Finding(ERROR, "", f"no tile of the split was found under {root}"))
+        _isprs_hints(dataset, root, tiles, findings, bands)
     return CheckReport(dataset, root, named.name if named else None, split_source, findings,
                        tiles, layout, source, _NO_CHECKSUMS)
 
@@ -549,7 +665,8 @@ def _check_synthetic(root: Path, snap: bool) -> CheckReport:
     return report
 
 
-def _check_dubai(root: Path, snap: bool) -> CheckReport:
+def _check_dubai(root: Path, snap: bool, val_tiles: Sequence[int | str] | None = None
+                 ) -> CheckReport:
     from aerialseg.data import dubai
 
     findings: list[Finding] = []
@@ -557,40 +674,198 @@ def _check_dubai(root: Path, snap: bool) -> CheckReport:
     layout = dubai._LAYOUT
     source = (f"Download the Kaggle dataset {dubai.DUBAI_KAGGLE} (CC0 1.0) and unzip it "
               "under the root.")
-    if _root_findings("dubai", root, (dubai._FOLDER,), findings):
+    expected = (dubai._FOLDER, *(f"Tile {n}" for n in dubai.DUBAI_TILES))
+    present: list[int] = []
+    val = tuple(dubai.check_dubai_tile(t) for t in (val_tiles or dubai.DUBAI_VAL_TILES))
+    if _root_findings("dubai", root, expected, findings):
         base = root / dubai._FOLDER if (root / dubai._FOLDER).is_dir() else root
-        for tile in sorted(base.glob("Tile *"), key=dubai._tile_number):
-            for img in sorted((tile / "images").glob("image_part_*.jpg"), key=dubai._part_number):
+        folders = {dubai._tile_number(p): p for p in base.glob("Tile *") if p.is_dir()}
+        present = sorted(n for n in folders if n >= 0)
+        for n in present:
+            split = "val" if n in val else "train"
+            images = sorted((folders[n] / "images").glob("image_part_*.jpg"),
+                            key=dubai._part_number)
+            if not images:
+                findings.append(Finding(ERROR, f"Tile {n}", "no images/image_part_*.jpg"))
+            elif len(images) != dubai.DUBAI_PARTS:
+                findings.append(Finding(WARN, f"Tile {n}", f"{len(images)} image parts, the "
+                                        f"published tiles have {dubai.DUBAI_PARTS}"))
+            for img in images:
                 part = dubai._part_number(img)
-                split = "val" if part in dubai.DUBAI_VAL_PARTS else "train"
                 files = [_File("image", img, "image", 3),
-                         _File("mask", tile / "masks" / f"{img.stem}.png", "label", 3)]
+                         _File("mask", folders[n] / "masks" / f"{img.stem}.png", "label", 3)]
                 # the reader crops image and mask to their common part within 2 px
                 tiles.append(_check_tile(
-                    root, f"tile{dubai._tile_number(tile)}_part{part:03d}", split, files,
-                    snap=snap, classes=DUBAI, findings=findings,
-                    size_slack=dubai._MAX_SIZE_SLACK))
-        if not tiles:
+                    root, f"tile{n}_part{part:03d}", split, files, snap=snap, classes=DUBAI,
+                    findings=findings, size_slack=dubai._MAX_SIZE_SLACK))
+        absent = [n for n in dubai.DUBAI_TILES if n not in present]
+        if present and absent:
+            findings.append(Finding(WARN, "", f"{len(present)} of the {len(dubai.DUBAI_TILES)} "
+                                    f"published tiles are present (Tile "
+                                    f"{', Tile '.join(map(str, absent))} absent): absent "
+                                    "training tiles only mean less training data"))
+        if not present:
             findings.append(Finding(ERROR, "", "no 'Tile N/images/image_part_*.jpg' found"))
-    return CheckReport("dubai", root, None, "image parts 3, 6, 9 of every tile are validation",
-                       findings, tiles, layout, source,
+        else:
+            missing_val = [n for n in val if n not in present]
+            if len(missing_val) == len(val):
+                example = present[-1]
+                findings.append(Finding(ERROR, "", (
+                    f"no validation tile: the validation tiles (Tile "
+                    f"{', Tile '.join(map(str, val))}) are absent. Choose validation tiles "
+                    f"among those present ({', '.join(map(str, present))}) with --val-tiles "
+                    f"{example} (data_options={{'val_tiles': [{example}]}}); the other tiles "
+                    "are then trained on")))
+            elif missing_val:
+                findings.append(Finding(ERROR, "", f"validation tiles {missing_val} are absent:"
+                                        " choose others with --val-tiles"))
+            if not any(t.split == "train" for t in tiles):
+                findings.append(Finding(ERROR, "", "no training tile: every tile present is a "
+                                        "validation tile; choose fewer with --val-tiles"))
+    split = (f"by tile: Tile {', Tile '.join(map(str, val))} validation, the other tiles "
+             "training")
+    return CheckReport("dubai", root, None, split, findings, tiles, layout, source,
                        "no published checksums (Kaggle publishes none); files are checked "
-                       "for completeness, sizes and mask colours instead", classes=DUBAI)
+                       "for completeness, sizes and mask colours instead", classes=DUBAI,
+                       published=(len(present), len(dubai.DUBAI_TILES)), unit="parts")
+
+
+def _check_index_pair(root: Path, name: str, split: str, image: Path, label: Path,
+                      classes: ClassTable, ignore_values: tuple[int, ...],
+                      findings: list[Finding], box: tuple[int, int, int, int] | None = None
+                      ) -> tuple[TileResult, np.ndarray | None]:
+    """Check an image and its index-coded label; returns the result and the class counts."""
+    res = TileResult(name, split, OK, files=["image", "label"])
+    errors = []
+    img = lab = None
+    for path, what in ((image, "image"), (label, "label")):
+        if not path.is_file():
+            errors.append(f"missing {what}: {_rel(root, path)}")
+            continue
+        try:
+            arr = read_image(path, "RGB" if what == "image" else None)
+        except Exception as exc:
+            errors.append(str(exc))
+            continue
+        if what == "image":
+            img = arr
+        else:
+            lab = arr
+    if img is not None and lab is not None:
+        if img.shape[:2] != lab.shape[:2]:
+            errors.append(f"{_rel(root, image)} is {img.shape[0]}x{img.shape[1]} px but "
+                          f"{_rel(root, label)} is {lab.shape[0]}x{lab.shape[1]} px")
+        elif box is not None and img.shape[:2] != (box[3] - box[1], box[2] - box[0]):
+            errors.append(f"{_rel(root, image)} is {img.shape[0]}x{img.shape[1]} px but its "
+                          f"name says {box[3] - box[1]}x{box[2] - box[0]}")
+        res.size = img.shape[:2]
+        try:
+            dec = classes.decode_indices(lab, offset=1, ignore_values=ignore_values,
+                                         source=_rel(root, label))
+            res.class_counts = np.bincount(dec[dec != IGNORE_INDEX].ravel(),
+                                           minlength=classes.num_classes)
+        except LabelValueError as exc:
+            errors.append(str(exc))
+    findings += [Finding(ERROR, name, m) for m in errors]
+    if errors:
+        res.status = "broken"
+    return res, res.class_counts
+
+
+def _check_mmseg(dataset: str, root: Path, *, split_name: str | None,
+                 val_tiles: Sequence[int | str] | None) -> CheckReport:
+    from aerialseg.data import mmseg
+
+    findings: list[Finding] = []
+    tiles: list[TileResult] = []
+    named = isprs.get_named_split(dataset, split_name)
+    source = isprs.VAIHINGEN_SOURCE if dataset == "vaihingen" else isprs.POTSDAM_SOURCE
+    source += (" Converted copies come from mmsegmentation's tools/dataset_converters/"
+               f"{dataset}.py; the official files carry more (full ground truth, heights).")
+    if _root_findings(dataset, root, ("img_dir", "ann_dir"), findings):
+        clips = mmseg.find_clips(root, dataset)
+        findings.append(Finding(WARN, "", (
+            f"an mmsegmentation-converted copy (img_dir/, ann_dir/): "
+            f"{sum(map(len, clips.values()))} clips of {len(clips)} tiles, read back into "
+            f"whole tiles; bands {'+'.join(mmseg.MMSEG_BANDS[dataset])} only, eroded labels "
+            "only (full-ground-truth protocol unavailable)")))
+        present = sorted(clips, key=lambda t: mmseg._tile_order(dataset, t))
+        for split in ("train", "val"):
+            try:
+                ids = mmseg.mmseg_selection(root, dataset, split, split_name=named.name,
+                                            val_tiles=val_tiles)
+            except FileNotFoundError:
+                ids = []
+                hint = isprs.empty_split_hint(split, present)
+                findings.append(Finding(ERROR, "", f"no {split} tile of split {named.name!r} "
+                                        f"among the clips.{hint}".rstrip(".")))
+            for t in ids:
+                counts = np.zeros(ISPRS.num_classes, np.int64)
+                status, size = OK, (0, 0)
+                for c in clips[t]:
+                    res, cc = _check_index_pair(root, mmseg.scene_name(dataset, t), split,
+                                                c.image, c.label, ISPRS, (0, IGNORE_INDEX),
+                                                findings, c.box)
+                    if res.status != OK:
+                        status = "broken"
+                    if cc is not None:
+                        counts += cc
+                    if c.box:
+                        size = (max(size[0], c.box[3]), max(size[1], c.box[2]))
+                tiles.append(TileResult(mmseg.scene_name(dataset, t), split, status,
+                                        size or None, [f"{len(clips[t])} clips"], counts))
+        if not clips:
+            findings.append(Finding(ERROR, "", "no clip in img_dir/train or img_dir/val"))
+    return CheckReport(dataset, root, named.name, f"{named.source} (by tile id)", findings,
+                       tiles, mmseg.MMSEG_LAYOUT, source, _NO_CHECKSUMS)
+
+
+def _check_loveda(root: Path) -> CheckReport:
+    from aerialseg.data import loveda
+
+    findings: list[Finding] = []
+    tiles: list[TileResult] = []
+    if _root_findings("loveda", root, ("Train", "Val", "LoveDA"), findings):
+        base = loveda.loveda_base(root)
+        for split, folder in loveda._SPLIT_FOLDERS.items():
+            n = 0
+            for domain in loveda.LOVEDA_DOMAINS:
+                for img in sorted((base / folder / domain / "images_png").glob("*.png"),
+                                  key=loveda._id):
+                    mask = base / folder / domain / "masks_png" / img.name
+                    res, _ = _check_index_pair(root, f"{domain.lower()}_{img.stem}", split,
+                                               img, mask, LOVEDA, (0, IGNORE_INDEX), findings)
+                    tiles.append(res)
+                    n += 1
+            if not n:
+                findings.append(Finding(ERROR, "", f"no {split} image: {folder}/Urban/"
+                                        f"images_png and {folder}/Rural/images_png are empty or "
+                                        f"absent ({folder}.zip not extracted?)"))
+    return CheckReport("loveda", root, None, "Train/ is trained on, Val/ evaluated on",
+                       findings, tiles, loveda.LOVEDA_LAYOUT, loveda.LOVEDA_SOURCE,
+                       "no published checksums; images and masks are decoded and the mask "
+                       "values checked instead", classes=LOVEDA)
 
 
 def check_dataset(dataset: str, root: str | Path | None = None, *,
                   split_name: str | None = None,
                   potsdam_bands: str | Sequence[str] | None = None,
-                  snap_labels: bool = False) -> CheckReport:
+                  snap_labels: bool = False,
+                  data_options: dict[str, Any] | str | None = None,
+                  **options: Any) -> CheckReport:
     """Verify the files of ``dataset`` under ``root`` and return the report.
 
     Args:
         dataset: a registered dataset name (``vaihingen``, ``potsdam``, ``dubai``,
-            ``synthetic``).
+            ``loveda``, ``synthetic``).
         root: the dataset folder; None: where the library looks by default.
         split_name: named split whose tiles are checked (None: the dataset's default).
         potsdam_bands: Potsdam bands to check for (default ``irrg``).
-        snap_labels: accept (with a warning) label colours outside the palette.
+        snap_labels: accept label colours near the palette, as the reader does with
+            ``snap_labels`` (far colours are still errors).
+        data_options: any data options (``vaihingen_bands``, ``val_tiles``, ``layout``, ...),
+            as :func:`~aerialseg.data.registry.data_config` takes them.
+        **options: data options by name (``vaihingen_bands="irrg"``, ``val_tiles=[4]``).
 
     Returns:
         The report; ``report.usable`` / ``report.exit_code()`` say whether the reader can
@@ -598,14 +873,22 @@ def check_dataset(dataset: str, root: str | Path | None = None, *,
     """
     from aerialseg.data.registry import data_config, dataset_root
 
-    cfg = data_config(dataset, "default", data_root=None if root is None else str(root),
-                      split_name=split_name, potsdam_bands=potsdam_bands)
+    cfg = data_config(dataset, "default", data_options,
+                      data_root=None if root is None else str(root), split_name=split_name,
+                      potsdam_bands=potsdam_bands, snap_labels=snap_labels or None, **options)
     path = (Path(root) if root is not None else dataset_root(cfg)).expanduser().absolute()
+    snap = cfg.snap_labels
     if dataset == "synthetic":
-        return _check_synthetic(path, snap_labels)
+        return _check_synthetic(path, snap)
     if dataset == "dubai":
-        return _check_dubai(path, snap_labels)
+        return _check_dubai(path, snap, cfg.val_tiles)
+    if dataset == "loveda":
+        return _check_loveda(path)
     if dataset in ("vaihingen", "potsdam"):
+        if cfg.layout == "mmseg":
+            return _check_mmseg(dataset, path, split_name=cfg.split_name,
+                                val_tiles=cfg.val_tiles)
         return _check_isprs(dataset, path, split_name=cfg.split_name,
-                            potsdam_bands=cfg.potsdam_bands, snap=snap_labels)
+                            potsdam_bands=cfg.potsdam_bands, snap=snap,
+                            vaihingen_bands=cfg.vaihingen_bands, val_tiles=cfg.val_tiles)
     raise ValueError(f"no checker for dataset {dataset!r}")

@@ -12,6 +12,7 @@ Vaihingen layout (9 cm, IR-R-G)::
         or ndsm/ndsm_09cm_matching_area{N}.tif                nDSM, float32, metres (ours)
       gts_for_participants/top_mosaic_09cm_area{N}.tif        colour-coded ground truth
       gts_eroded_for_participants/top_mosaic_09cm_area{N}_noBoundary.tif   optional
+        (a set with only the eroded files loads too: ``Scene.full_truth`` is then False)
 
 Potsdam layout (5 cm; tile ``X_Y`` such as ``2_10``; zero-padded ``0X_0Y`` in DSM names)::
 
@@ -30,7 +31,9 @@ Common variants are accepted too: everything under an extra ``ISPRS_semantic_lab
 ``Vaihingen`` or ``Potsdam`` folder, and files whose names cannot collide in one flat folder.
 The 8-bit nDSM JPEGs keep their grey values (0..255, not metres), so models that use them
 must normalise them like any other band. Splits are named (:data:`VAIHINGEN_SPLITS`,
-:data:`POTSDAM_SPLITS`); no model is ever selected on a split's ``val`` tiles.
+:data:`POTSDAM_SPLITS`), or given by ``val_tiles`` (training: the rest of the named split);
+no model is ever selected on a split's ``val`` tiles. The mmsegmentation-converted layout
+(``img_dir/``, ``ann_dir/``) is read by :mod:`aerialseg.data.mmseg`.
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
-from PIL import Image
 
 from aerialseg.data.classes import IGNORE_INDEX, ISPRS
 from aerialseg.data.errors import DatasetNotFoundError
+from aerialseg.data.io import raster_size, read_raster, require_finite
 from aerialseg.data.scene import Scene
+
+__all__ = ["raster_size", "read_raster"]  # re-exported: check.py and tests read through here
 
 ISPRS_URL = "https://www.isprs.org/education/benchmarks/UrbanSemLab/default.aspx"
 VAIHINGEN_URL = ISPRS_URL
@@ -95,7 +99,15 @@ VAIHINGEN_AREAS: tuple[int, ...] = tuple(sorted(VAIHINGEN_TRAIN_AREAS + VAIHINGE
 """All 33 Vaihingen areas with an orthophoto."""
 
 VAIHINGEN_BANDS: tuple[str, ...] = ("ir", "r", "g", "dsm", "ndsm")
-"""Band order of every Vaihingen scene."""
+"""Band order of Vaihingen scenes (all bands; ``vaihingen_bands`` selects some)."""
+
+VAIHINGEN_BAND_PRESETS: dict[str, tuple[str, ...]] = {
+    "all": VAIHINGEN_BANDS,
+    "irrg": ("ir", "r", "g"),
+}
+"""``vaihingen_bands`` presets. ``irrg`` reads the orthophoto only: no DSM or nDSM files are
+needed (unlike Potsdam's ``irrg`` preset, which names the orthophoto product and includes
+the heights). Other selections are band names joined by ``+`` (``"ir+r+g+ndsm"``)."""
 
 _KAMPFFMEYER_SOURCE = ("Kampffmeyer et al. 2016; CSE-UNet (Wang & Xie 2020) uses the same "
                        "areas")
@@ -104,8 +116,14 @@ VAIHINGEN_SPLITS: dict[str, NamedSplit] = {
                               source=_KAMPFFMEYER_SOURCE),
     "cse_unet": NamedSplit("cse_unet", VAIHINGEN_TRAIN_AREAS, VAIHINGEN_VAL_AREAS,
                            source=_KAMPFFMEYER_SOURCE),
+    "mmseg": NamedSplit("mmseg", tuple(sorted(VAIHINGEN_TRAIN_AREAS + VAIHINGEN_VAL_AREAS)),
+                        VAIHINGEN_TEST_AREAS,
+                        source="mmsegmentation's converter (tools/dataset_converters/"
+                        "vaihingen.py): the 16 areas labelled in 2016 vs the 17 test areas"),
 }
-"""Named Vaihingen splits; ``kampffmeyer`` is the default (``cse_unet`` is the same)."""
+"""Named Vaihingen splits; ``kampffmeyer`` is the default (``cse_unet`` is the same).
+``mmseg`` is the split of mmsegmentation's converted copies (its ``train``/``val``
+folders); its test areas are labelled only in the complete release."""
 
 # (folders tried in order, relative to a base; "" is the base itself), file name
 _V_BASES = ("", "ISPRS_semantic_labeling_Vaihingen", "Vaihingen")
@@ -122,6 +140,9 @@ _V_FILES: dict[str, tuple[tuple[str, ...], str]] = {
                     "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE", ""),
                    "top_mosaic_09cm_area{n}_noBoundary.tif"),
 }
+VAIHINGEN_BANDS_HINT = (
+    "No DSM/nDSM files? Read the IR-R-G orthophotos only with vaihingen_bands='irrg' "
+    "(data_options={'vaihingen_bands': 'irrg'}; on the command line --vaihingen-bands irrg).")
 
 VAIHINGEN_LAYOUT = """\
   <root>/
@@ -130,7 +151,9 @@ VAIHINGEN_LAYOUT = """\
     ndsm/dsm_09cm_matching_area{N}_normalized.jpg        Gerke's nDSM (8-bit JPEG), or
     ndsm/ndsm_09cm_matching_area{N}.tif                  an nDSM in metres (float32)
     gts_for_participants/top_mosaic_09cm_area{N}.tif     colour-coded ground truth (RGB)
-    gts_eroded_for_participants/top_mosaic_09cm_area{N}_noBoundary.tif   (optional) eroded GT"""
+    gts_eroded_for_participants/top_mosaic_09cm_area{N}_noBoundary.tif   (optional) eroded GT
+  (only the eroded GT, without gts_for_participants/, also loads: eroded protocol only;
+  vaihingen_bands='irrg' needs no dsm/ or ndsm/)"""
 
 VAIHINGEN_SOURCE = (
     f"Obtain Vaihingen from the ISPRS 2D Semantic Labeling Contest, {VAIHINGEN_URL} (the "
@@ -179,23 +202,69 @@ def vaihingen_ndsm(files: dict[str, Path]) -> Path:
     return files["ndsm"] if files["ndsm"].is_file() else files["ndsm_gerke"]
 
 
-def vaihingen_split_areas(root: Path, split_name: str = "kampffmeyer"
+def vaihingen_split_areas(root: Path, split_name: str = "kampffmeyer",
+                          val_tiles: Sequence[int | str] | None = None
                           ) -> dict[str, tuple[int, ...]]:
     """Area ids of each split under ``root``.
 
     The named split (:data:`VAIHINGEN_SPLITS`), unless ``root`` holds a synthetic dataset
     whose ``manifest.json`` lists its own splits (it does when it has more scenes than
-    Vaihingen has areas).
+    Vaihingen has areas). With ``val_tiles``, those areas are the ``val`` split and the
+    other areas of the split (train and val) are ``train``.
     """
+    out = None
     manifest = Path(root) / "manifest.json"
     if manifest.is_file():
         try:
             splits = json.loads(manifest.read_text())["splits"]
-            return {s: tuple(int(a) for a in splits[s]) for s in _SPLITS}
+            out = {s: tuple(int(a) for a in splits[s]) for s in _SPLITS}
         except (KeyError, TypeError, ValueError):
             pass  # not one of our manifests: the named split applies
-    named = get_named_split("vaihingen", split_name)
-    return {"train": tuple(int(a) for a in named.train), "val": tuple(int(a) for a in named.val)}
+    if out is None:
+        named = get_named_split("vaihingen", split_name)
+        out = {"train": tuple(int(a) for a in named.train),
+               "val": tuple(int(a) for a in named.val)}
+    if val_tiles:
+        return resplit(out, [check_vaihingen_area(a) for a in val_tiles])
+    return out
+
+
+def resplit(splits: dict[str, tuple], val: Sequence) -> dict[str, tuple]:
+    """``val`` as the validation tiles and the rest of ``splits`` (train, then val) as train."""
+    val = tuple(dict.fromkeys(val))
+    pool = dict.fromkeys(tuple(splits["train"]) + tuple(splits["val"]))
+    return {"train": tuple(t for t in pool if t not in val), "val": val}
+
+
+def check_vaihingen_area(area: int | str) -> int:
+    """Normalise an area id (``11``, ``"11"``, ``"area11"``) or fail clearly."""
+    text = str(area).strip().lower().removeprefix("area")
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise ValueError(f"unknown Vaihingen area {area!r}: areas are numbers such as 11 (or "
+                         f"'area11'); the labelled ones are {list(VAIHINGEN_AREAS)}")
+    return n
+
+
+def parse_vaihingen_bands(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Band names of a ``vaihingen_bands`` value: a preset, ``"ir+r+g"`` or a sequence."""
+    if spec is None:
+        return VAIHINGEN_BANDS
+    if isinstance(spec, str):
+        names = VAIHINGEN_BAND_PRESETS.get(spec.strip().lower()) or tuple(
+            s.strip().lower() for s in spec.replace(",", "+").split("+") if s.strip())
+    else:
+        names = tuple(str(s).lower() for s in spec)
+    bad = [n for n in names if n not in VAIHINGEN_BANDS]
+    if bad or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"vaihingen_bands={spec!r}: choose a preset (all: ir, r, g, dsm, ndsm; irrg: ir, "
+            f"r, g, no DSM/nDSM files needed) or distinct band names from {VAIHINGEN_BANDS} "
+            "joined by '+', e.g. 'ir+r+g+ndsm'")
+    return names
 
 
 def _not_found(dataset: str, root: Path, what: str, missing: Sequence[Path], layout: str,
@@ -257,9 +326,14 @@ POTSDAM_SPLITS: dict[str, NamedSplit] = {
                  "is left out rather than used"),
                 ("7_10", "excluded by GeoSeg (erroneous annotation)")),
         source="GeoSeg convention, used by Lossd (Ma et al. 2026)"),
+    "mmseg": NamedSplit(
+        "mmseg", POTSDAM_LABELLED_TILES, POTSDAM_TEST_TILES,
+        source="mmsegmentation's converter (tools/dataset_converters/potsdam.py): the 24 "
+        "tiles labelled first vs the 14 test tiles"),
 }
-"""Named Potsdam splits; ``cse_unet`` is the default. ``geoseg`` evaluates on the 14 test
-tiles, whose labels are only in the complete release (``5_Labels_all``)."""
+"""Named Potsdam splits; ``cse_unet`` is the default. ``geoseg`` and ``mmseg`` evaluate on
+the 14 test tiles, whose labels are only in the complete release (``5_Labels_all``);
+``mmseg`` is the split of mmsegmentation's converted copies."""
 
 _P_BASES = ("", "Potsdam", "potsdam", "ISPRS_semantic_labeling_Potsdam")
 _P_FILES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -300,9 +374,9 @@ def _padded(tile: str) -> str:
 
 
 def check_potsdam_tile(tile: str) -> str:
-    """Normalise a tile id (``"2_10"``; ``"02_10"`` is accepted) or fail clearly."""
+    """Normalise a tile id (``"2_10"``; ``"02_10"`` and ``"tile2_10"`` are accepted)."""
     try:
-        a, b = str(tile).split("_")
+        a, b = str(tile).strip().lower().removeprefix("tile").split("_")
         tid = f"{int(a)}_{int(b)}"
     except ValueError:
         tid = None
@@ -388,51 +462,6 @@ def preferred_potsdam_product(bands: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------- raster reading
 
-def raster_size(path: Path) -> tuple[int, int]:
-    """(H, W) of a raster from its header, without reading the pixels."""
-    path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        with tifffile.TiffFile(path) as tf:
-            page = tf.pages[0]
-            return int(page.imagelength), int(page.imagewidth)
-    with Image.open(path) as im:
-        return int(im.height), int(im.width)
-
-
-def read_raster(path: Path, max_size: int | None = None) -> np.ndarray:
-    """Read a raster as (H, W) or (H, W, C), cropped to the top-left ``max_size`` square.
-
-    Planar TIFFs are brought to channels-last and palette TIFFs/PNGs to RGB. Uncompressed
-    TIFFs are memory-mapped when cropping, so only the window is read from disk.
-    """
-    path = Path(path)
-    win = slice(0, max_size) if max_size is not None else slice(None)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        with Image.open(path) as im:
-            if im.mode in ("P", "PA"):
-                im = im.convert("RGB")
-            return np.asarray(im)[win, win]
-    with tifffile.TiffFile(path) as tf:
-        page = tf.pages[0]
-        planar = page.samplesperpixel > 1 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
-        cmap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
-        mappable = max_size is not None and page.is_memmappable
-        arr = None if mappable else page.asarray()
-    if arr is None:
-        mm = tifffile.memmap(path, mode="r")
-        arr = np.array(mm[:, win, win] if planar else mm[win, win])
-        del mm
-    elif max_size is not None:
-        arr = arr[:, win, win] if planar else arr[win, win]
-    if planar:
-        arr = np.moveaxis(arr, 0, -1)
-    if cmap is not None and arr.ndim == 2:
-        lut = np.asarray(cmap).T
-        lut = (lut >> 8 if lut.max() > 255 else lut).astype(np.uint8)  # 16-bit colour map
-        arr = lut[arr]
-    return np.ascontiguousarray(arr)
-
-
 def _as_hwc(img: np.ndarray, path: Path, channels: int) -> np.ndarray:
     """Bring an image to (H, W, C>=channels); accepts planar (C, H, W) arrays too."""
     if img.ndim == 3 and img.shape[-1] < channels <= img.shape[0]:
@@ -478,13 +507,13 @@ def decode_labels(gts_path: Path, eroded_path: Path | None, *, snap: bool = Fals
     Args:
         gts_path: full ground truth (RGB, ISPRS palette).
         eroded_path: ``*_noBoundary`` file (black boundary) or None.
-        snap: map colours outside the palette to the nearest palette colour instead of
-            failing (for resampled labels).
+        snap: snap colours outside the palette (for resampled labels; see
+            :mod:`aerialseg.data.classes`) instead of failing.
         max_size: crop to the top-left square of this side.
 
     Raises:
-        LabelColourError: unknown colours (listed with pixel counts and the file), ``snap``
-            False.
+        LabelColourError: unknown colours (listed with pixel counts and the file).
+        CorruptFileError: a file is truncated or damaged.
     """
     gts = _as_hwc(read_raster(gts_path, max_size), gts_path, 3)
     labels = ISPRS.decode(gts, snap=snap, source=str(gts_path))
@@ -495,45 +524,159 @@ def decode_labels(gts_path: Path, eroded_path: Path | None, *, snap: bool = Fals
     return labels, (dec != IGNORE_INDEX) & (labels != IGNORE_INDEX)
 
 
+def read_isprs_labels(gts_path: Path | None, eroded_path: Path | None, *, snap: bool = False,
+                      max_size: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """Labels, eroded-protocol mask and ``full_truth`` of one tile.
+
+    With the full ground truth: :func:`decode_labels`. With only the eroded file
+    (``*_noBoundary``): its labels, ignore on the black boundary band, the mask
+    ``labels != ignore`` and ``full_truth`` False.
+    """
+    if gts_path is not None:
+        labels, mask = decode_labels(gts_path, eroded_path, snap=snap, max_size=max_size)
+        return labels, mask, True
+    if eroded_path is None:
+        raise ValueError("a tile needs its full or its eroded ground truth")
+    eroded = _as_hwc(read_raster(eroded_path, max_size), eroded_path, 3)
+    labels = ISPRS.decode(eroded, snap=snap, source=str(eroded_path), extra_ignore=(BLACK,))
+    return labels, labels != IGNORE_INDEX, False
+
+
 def _tile_scene(name: str, split: str, bands: list[np.ndarray], band_names: tuple[str, ...],
-                labels: np.ndarray, eval_mask: np.ndarray | None) -> Scene:
+                labels: np.ndarray, eval_mask: np.ndarray | None, *, full_truth: bool = True,
+                sources: Sequence[Path] = ()) -> Scene:
     return Scene(name=name, bands=np.ascontiguousarray(np.stack(bands), dtype=np.float32),
                  band_names=band_names, labels=labels, classes=ISPRS, split=split,
-                 eval_mask=eval_mask)
+                 eval_mask=eval_mask, full_truth=full_truth,
+                 sources=tuple(str(p) for p in sources))
+
+
+def _read_height(path: Path, max_size: int | None, what: str) -> np.ndarray:
+    arr = _as_hw(read_raster(path, max_size), path).astype(np.float32)
+    return require_finite(arr, path, what)
+
+
+def _labelled(files: dict[str, Path], full: str, eroded: str) -> tuple[Path | None,
+                                                                        Path | None]:
+    return (files[full] if files[full].is_file() else None,
+            files[eroded] if files[eroded].is_file() else None)
+
+
+def present_tiles(dataset: str, root: Path) -> list[str]:
+    """Tiles (Vaihingen areas, Potsdam tiles) whose orthophoto exists under ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    if dataset == "vaihingen":
+        return [str(a) for a in VAIHINGEN_AREAS if find_vaihingen_files(root, a)["top"].is_file()]
+    return [t for t in POTSDAM_TILES
+            if any(find_potsdam_files(root, t)[p].is_file() for p in ("rgb", "irrg", "rgbir"))]
+
+
+def empty_split_hint(split: str, present: Sequence[str], what: str = "tiles") -> str:
+    """How to choose validation tiles when a split has none (names ``val_tiles``)."""
+    if not present:
+        return ""
+    shown = ", ".join(str(p) for p in present[:20]) + (" ..." if len(present) > 20 else "")
+    example = str(present[-1])
+    example = example if example.isdigit() else repr(example)
+    if split == "val":
+        return (f" {what.capitalize()} present: {shown}. None of them is a validation "
+                f"{what[:-1]} of this split: choose validation {what} among them with "
+                f"val_tiles, e.g. data_options={{'val_tiles': [{example}]}} (--val-tiles "
+                f"{present[-1]} on the command line); the other {what} are then trained on")
+    return (f" {what.capitalize()} present: {shown}; all are validation {what}: choose fewer "
+            "with val_tiles (data_options={'val_tiles': [...]}, --val-tiles) so that some "
+            "remain for training")
 
 
 # ------------------------------------------------------------------------- Vaihingen read
 
+def vaihingen_used_files(files: dict[str, Path], bands: Sequence[str] = VAIHINGEN_BANDS
+                         ) -> list[Path]:
+    """The files of one area that the reader opens for ``bands`` (those that exist)."""
+    gts, eroded = _labelled(files, "gts", "gts_eroded")
+    used = [files["top"]]
+    used += [files["dsm"]] if "dsm" in bands else []
+    used += [vaihingen_ndsm(files)] if "ndsm" in bands else []
+    return used + [p for p in (gts, eroded) if p is not None]
+
+
 def _load_area(root: Path, area: int, files: dict[str, Path], split: str, snap: bool,
-               max_size: int | None) -> Scene:
-    ndsm_path = vaihingen_ndsm(files)
-    eroded = files["gts_eroded"] if files["gts_eroded"].is_file() else None
-    check_sizes(root, f"Vaihingen area {area}",
-                [files["top"], files["dsm"], ndsm_path, files["gts"]]
-                + ([eroded] if eroded else []))
-    top = _as_hwc(read_raster(files["top"], max_size), files["top"], 3)[..., :3]
-    dsm = _as_hw(read_raster(files["dsm"], max_size), files["dsm"]).astype(np.float32)
-    # Gerke's JPEG keeps its 8-bit grey values (see the module docstring)
-    ndsm = _as_hw(read_raster(ndsm_path, max_size), ndsm_path).astype(np.float32)
-    labels, eval_mask = decode_labels(files["gts"], eroded, snap=snap, max_size=max_size)
-    irrg = np.moveaxis(_scaled(top), -1, 0)
-    return _tile_scene(f"area{area}", split, [*irrg, dsm, ndsm], VAIHINGEN_BANDS, labels,
-                       eval_mask)
+               max_size: int | None, bands: Sequence[str] = VAIHINGEN_BANDS) -> Scene:
+    gts, eroded = _labelled(files, "gts", "gts_eroded")
+    used = vaihingen_used_files(files, bands)
+    check_sizes(root, f"Vaihingen area {area}", used)
+    top = None
+    if any(b in ("ir", "r", "g") for b in bands):
+        top = _as_hwc(read_raster(files["top"], max_size), files["top"], 3)[..., :3]
+        require_finite(top, files["top"], "orthophoto")
+    out = []
+    for b in bands:
+        if b in ("ir", "r", "g"):
+            out.append(_scaled(top[..., ("ir", "r", "g").index(b)]))
+        elif b == "dsm":
+            out.append(_read_height(files["dsm"], max_size, "DSM"))
+        else:  # Gerke's JPEG keeps its 8-bit grey values (see the module docstring)
+            out.append(_read_height(vaihingen_ndsm(files), max_size, "nDSM"))
+    labels, eval_mask, full = read_isprs_labels(gts, eroded, snap=snap, max_size=max_size)
+    return _tile_scene(f"area{area}", split, out, tuple(bands), labels, eval_mask,
+                       full_truth=full, sources=used)
 
 
-def vaihingen_missing(files: dict[str, Path]) -> list[Path]:
-    """Required files of one area that do not exist (eroded ground truth is optional)."""
-    missing = [files[k] for k in ("top", "dsm") if not files[k].is_file()]
-    if not (files["ndsm"].is_file() or files["ndsm_gerke"].is_file()):
+def vaihingen_missing(files: dict[str, Path], bands: Sequence[str] = VAIHINGEN_BANDS
+                      ) -> list[Path]:
+    """Required files of one area that do not exist.
+
+    The DSM and nDSM only when ``bands`` has them; the full ground truth unless the eroded
+    one is there (an eroded-only set loads with ``Scene.full_truth`` False).
+    """
+    missing = [files["top"]] if not files["top"].is_file() else []
+    if "dsm" in bands and not files["dsm"].is_file():
+        missing.append(files["dsm"])
+    if "ndsm" in bands and not (files["ndsm"].is_file() or files["ndsm_gerke"].is_file()):
         missing.append(files["ndsm_gerke"])
-    if not files["gts"].is_file():
+    if not (files["gts"].is_file() or files["gts_eroded"].is_file()):
         missing.append(files["gts"])
     return missing
 
 
+def vaihingen_selection(root: Path, split: str, *, split_name: str = "kampffmeyer",
+                        val_tiles: Sequence[int | str] | None = None,
+                        max_scenes: int | None = None) -> list[int]:
+    """The areas :func:`load_vaihingen` reads for ``split`` (without reading them).
+
+    The split's areas whose orthophoto exists; with ``val_tiles``, the ``val`` split is
+    exactly those areas (a missing one is an error when read).
+
+    Raises:
+        DatasetNotFoundError: no area of the split is present (the message lists the areas
+            that are, and how to choose validation areas with ``val_tiles``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise _not_found("Vaihingen", root, "the root folder does not exist", [],
+                         VAIHINGEN_LAYOUT, VAIHINGEN_SOURCE)
+    candidates = vaihingen_split_areas(root, split_name, val_tiles)[split]
+    if val_tiles and split == "val":
+        selected = list(candidates)
+    else:
+        selected = [a for a in candidates if find_vaihingen_files(root, a)["top"].is_file()]
+    if not selected:
+        missing = [find_vaihingen_files(root, a)["top"] for a in candidates]
+        hint = empty_split_hint(split, present_tiles("vaihingen", root), "areas")
+        raise _not_found("Vaihingen", root, f"no orthophoto of the {split!r} split's areas "
+                         f"{list(candidates)} exists.{hint}", missing, VAIHINGEN_LAYOUT,
+                         VAIHINGEN_SOURCE)
+    return selected[:max_scenes] if max_scenes is not None else selected
+
+
 def load_vaihingen(root: Path, split: str, *, areas: Sequence[int] | None = None,
                    split_name: str = "kampffmeyer", snap_labels: bool = False,
-                   max_size: int | None = None, max_scenes: int | None = None) -> list[Scene]:
+                   max_size: int | None = None, max_scenes: int | None = None,
+                   bands: str | Sequence[str] | None = None,
+                   val_tiles: Sequence[int | str] | None = None) -> list[Scene]:
     """Read the scenes of one split from a Vaihingen-layout folder.
 
     Args:
@@ -544,70 +687,90 @@ def load_vaihingen(root: Path, split: str, *, areas: Sequence[int] | None = None
             ``root`` (see :func:`vaihingen_split_areas`). Recorded as ``Scene.split``.
         areas: read exactly these area ids instead (all must exist).
         split_name: named split (:data:`VAIHINGEN_SPLITS`); a synthetic manifest overrides it.
-        snap_labels: snap label colours outside the palette to the nearest palette colour.
+        snap_labels: snap label colours outside the palette (see
+            :mod:`aerialseg.data.classes`).
         max_size: crop every area to its top-left ``max_size`` square while reading.
         max_scenes: read at most this many areas (the first ones of the split).
+        bands: ``vaihingen_bands`` value (:func:`parse_vaihingen_bands`; default all five);
+            ``"irrg"`` needs no DSM or nDSM files.
+        val_tiles: validation areas; the other areas of the split are trained on.
 
     Returns:
-        One :class:`Scene` per area, bands ``("ir", "r", "g", "dsm", "ndsm")`` (IR-R-G scaled
-        to [0, 1]), ``eval_mask`` from the eroded ground truth if present, else None.
+        One :class:`Scene` per area with the chosen bands (IR-R-G scaled to [0, 1], DSM in
+        metres, nDSM as stored), ``eval_mask`` from the eroded ground truth if present, else
+        None; ``full_truth`` False where only the eroded ground truth exists.
 
     Raises:
         DatasetNotFoundError: the root, or a required file of a selected area, is missing.
-        ValueError: unknown split or split name, or the files of an area differ in size.
+        ValueError: unknown split, split name or band, or the files of an area differ in size.
         LabelColourError: a ground-truth file holds colours outside the ISPRS palette.
+        CorruptFileError: a file is truncated or damaged.
+        NonFiniteRasterError: a DSM or nDSM holds NaN or infinite values.
     """
     root = Path(root)
+    names = parse_vaihingen_bands(bands)
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
-    if not root.is_dir():
-        raise _not_found("Vaihingen", root, "the root folder does not exist", [],
-                         VAIHINGEN_LAYOUT, VAIHINGEN_SOURCE)
     if areas is None:
-        candidates = vaihingen_split_areas(root, split_name)[split]
-        selected = [a for a in candidates if find_vaihingen_files(root, a)["top"].is_file()]
-        if not selected:
-            missing = [find_vaihingen_files(root, a)["top"] for a in candidates]
-            raise _not_found("Vaihingen", root, f"no orthophoto of the {split!r} split's "
-                             f"areas {list(candidates)} exists", missing, VAIHINGEN_LAYOUT,
-                             VAIHINGEN_SOURCE)
+        selected = vaihingen_selection(root, split, split_name=split_name,
+                                       val_tiles=val_tiles, max_scenes=max_scenes)
     else:
+        if not root.is_dir():
+            raise _not_found("Vaihingen", root, "the root folder does not exist", [],
+                             VAIHINGEN_LAYOUT, VAIHINGEN_SOURCE)
         selected = [int(a) for a in areas]
         if not selected:
             raise ValueError("areas is empty: pass None to read the whole split")
-    if max_scenes is not None:
-        selected = selected[:max_scenes]
-    missing = [p for a in selected for p in vaihingen_missing(find_vaihingen_files(root, a))]
+        selected = selected[:max_scenes] if max_scenes is not None else selected
+    missing = [p for a in selected
+               for p in vaihingen_missing(find_vaihingen_files(root, a), names)]
     if missing:
-        raise _not_found("Vaihingen", root, f"required files of areas {selected} are missing",
+        heights = any(p.name.startswith("dsm_") for p in missing)
+        raise _not_found("Vaihingen", root, f"required files of areas {selected} are missing"
+                         + (f". {VAIHINGEN_BANDS_HINT}" if heights else ""),
                          missing, VAIHINGEN_LAYOUT, VAIHINGEN_SOURCE)
-    return [_load_area(root, a, find_vaihingen_files(root, a), split, snap_labels, max_size)
-            for a in selected]
+    return [_load_area(root, a, find_vaihingen_files(root, a), split, snap_labels, max_size,
+                       names) for a in selected]
 
 
 # --------------------------------------------------------------------------- Potsdam read
 
-def potsdam_missing(files: dict[str, Path], bands: Sequence[str]) -> list[Path]:
-    """Required files of one tile for ``bands`` that do not exist (eroded GT is optional).
+POTSDAM_BANDS_HINT = (
+    "Only RGB orthophotos (2_Ortho_RGB)? Choose potsdam_bands='rgb' (R, G, B + DSM, nDSM) "
+    "or 'r+g+b' (colour only, no height files): data_options={'potsdam_bands': 'r+g+b'}, "
+    "on the command line --potsdam-bands r+g+b.")
 
-    A missing orthophoto is reported as the preferred product for the bands.
+
+def potsdam_missing(files: dict[str, Path], bands: Sequence[str]) -> list[Path]:
+    """Required files of one tile for ``bands`` that do not exist.
+
+    A missing orthophoto is reported as the preferred product for the bands; the full
+    labels are not required when the eroded ones exist (``Scene.full_truth`` False).
     """
     _, lacking = potsdam_spectral_plan(files, bands)
     missing = [files[preferred_potsdam_product(bands)]] if lacking else []
     missing += [files[k] for k in ("dsm", "ndsm") if k in bands and not files[k].is_file()]
-    if not files["label"].is_file():
+    if not (files["label"].is_file() or files["label_eroded"].is_file()):
         missing.append(files["label"])
     return missing
+
+
+def potsdam_used_files(files: dict[str, Path], bands: Sequence[str]) -> list[Path]:
+    """The files of one tile that the reader opens for ``bands`` (those that exist)."""
+    plan, _ = potsdam_spectral_plan(files, bands)
+    label, eroded = _labelled(files, "label", "label_eroded")
+    return ([files[p] for p in sorted({p for p, _ in plan.values()})]
+            + [files[k] for k in ("dsm", "ndsm") if k in bands]
+            + [p for p in (label, eroded) if p is not None])
 
 
 def _load_tile(root: Path, tile: str, files: dict[str, Path], split: str,
                bands: tuple[str, ...], snap: bool, max_size: int | None) -> Scene:
     plan, _ = potsdam_spectral_plan(files, bands)
     products = sorted({p for p, _ in plan.values()})
-    eroded = files["label_eroded"] if files["label_eroded"].is_file() else None
-    paths = [files[p] for p in products] + [files[k] for k in ("dsm", "ndsm") if k in bands]
-    check_sizes(root, f"Potsdam tile {tile}", paths + [files["label"]]
-                + ([eroded] if eroded else []))
+    label, eroded = _labelled(files, "label", "label_eroded")
+    used = potsdam_used_files(files, bands)
+    check_sizes(root, f"Potsdam tile {tile}", used)
     images = {p: _as_hwc(read_raster(files[p], max_size), files[p], len(_P_PRODUCTS[p]))
               for p in products}
     out = []
@@ -616,16 +779,54 @@ def _load_tile(root: Path, tile: str, files: dict[str, Path], split: str,
             p, ch = plan[b]
             out.append(_scaled(images[p][..., ch]))
         else:  # dsm (metres) or ndsm (8-bit grey values, kept unscaled)
-            out.append(_as_hw(read_raster(files[b], max_size), files[b]).astype(np.float32))
+            out.append(_read_height(files[b], max_size, b.upper()))
     del images
-    labels, eval_mask = decode_labels(files["label"], eroded, snap=snap, max_size=max_size)
-    return _tile_scene(f"tile{tile}", split, out, tuple(bands), labels, eval_mask)
+    labels, eval_mask, full = read_isprs_labels(label, eroded, snap=snap, max_size=max_size)
+    return _tile_scene(f"tile{tile}", split, out, tuple(bands), labels, eval_mask,
+                       full_truth=full, sources=used)
+
+
+def potsdam_selection(root: Path, split: str, *, split_name: str = "cse_unet",
+                      bands: str | Sequence[str] | None = None,
+                      val_tiles: Sequence[str] | None = None,
+                      max_scenes: int | None = None) -> list[str]:
+    """The tiles :func:`load_potsdam` reads for ``split`` (without reading them).
+
+    Raises:
+        DatasetNotFoundError: no tile of the split is present (the message lists the tiles
+            that are, and how to choose validation tiles with ``val_tiles``).
+    """
+    root = Path(root)
+    names = parse_potsdam_bands(bands)
+    if not root.is_dir():
+        raise _not_found("Potsdam", root, "the root folder does not exist", [],
+                         POTSDAM_LAYOUT, POTSDAM_SOURCE)
+    named = get_named_split("potsdam", split_name)
+    splits = {"train": tuple(str(t) for t in named.train),
+              "val": tuple(str(t) for t in named.val)}
+    if val_tiles:
+        splits = resplit(splits, [check_potsdam_tile(t) for t in val_tiles])
+    candidates = list(splits[split])
+    if val_tiles and split == "val":
+        selected = candidates
+    else:
+        selected = [t for t in candidates if any(
+            find_potsdam_files(root, t)[p].is_file() for p in ("rgb", "irrg", "rgbir"))]
+    if not selected:
+        missing = [find_potsdam_files(root, t)[preferred_potsdam_product(names)]
+                   for t in candidates]
+        hint = empty_split_hint(split, present_tiles("potsdam", root), "tiles")
+        raise _not_found("Potsdam", root, f"no orthophoto of the {split!r} tiles of split "
+                         f"{named.name!r} exists.{hint}", missing, POTSDAM_LAYOUT,
+                         POTSDAM_SOURCE)
+    return selected[:max_scenes] if max_scenes is not None else selected
 
 
 def load_potsdam(root: Path, split: str, *, split_name: str = "cse_unet",
                  bands: str | Sequence[str] | None = None, tiles: Sequence[str] | None = None,
                  snap_labels: bool = False, max_size: int | None = None,
-                 max_scenes: int | None = None) -> list[Scene]:
+                 max_scenes: int | None = None,
+                 val_tiles: Sequence[str] | None = None) -> list[Scene]:
     """Read the scenes of one split from a Potsdam-layout folder.
 
     Args:
@@ -633,55 +834,50 @@ def load_potsdam(root: Path, split: str, *, split_name: str = "cse_unet",
             ``5_Labels_all/``, ...); see :func:`find_potsdam_files` for the variants.
         split: ``"train"`` or ``"val"`` of ``split_name``; tiles whose orthophoto is absent
             are skipped.
-        split_name: named split (:data:`POTSDAM_SPLITS`): ``cse_unet`` or ``geoseg``.
+        split_name: named split (:data:`POTSDAM_SPLITS`): ``cse_unet``, ``geoseg``, ``mmseg``.
         bands: ``potsdam_bands`` value (:func:`parse_potsdam_bands`; default ``irrg``: IR, R,
             G, DSM, nDSM).
         tiles: read exactly these tiles instead (all must exist).
-        snap_labels: snap label colours outside the palette to the nearest palette colour.
+        snap_labels: snap label colours outside the palette (see
+            :mod:`aerialseg.data.classes`).
         max_size: crop every tile to its top-left ``max_size`` square while reading.
         max_scenes: read at most this many tiles (the first ones of the split).
+        val_tiles: validation tiles; the other tiles of the split are trained on.
 
     Returns:
         One :class:`Scene` per tile, named ``tile{X_Y}``; spectral bands scaled to [0, 1],
         DSM in metres, nDSM as 8-bit grey values; ``eval_mask`` from the eroded ground
-        truth if present, else None.
+        truth if present, else None; ``full_truth`` False where only eroded labels exist.
 
     Raises:
         DatasetNotFoundError: the root, or a required file of a selected tile, is missing.
         ValueError: unknown split, split name, tile or band, or a tile's files differ in size.
         LabelColourError: a label file holds colours outside the ISPRS palette.
+        CorruptFileError: a file is truncated or damaged.
+        NonFiniteRasterError: a DSM or nDSM holds NaN or infinite values.
     """
     root = Path(root)
     names = parse_potsdam_bands(bands)
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
-    if not root.is_dir():
-        raise _not_found("Potsdam", root, "the root folder does not exist", [],
-                         POTSDAM_LAYOUT, POTSDAM_SOURCE)
     if tiles is None:
-        named = get_named_split("potsdam", split_name)
-        candidates = [str(t) for t in (named.train if split == "train" else named.val)]
-
-        def has_image(t: str) -> bool:
-            f = find_potsdam_files(root, t)
-            return any(f[p].is_file() for p in ("rgb", "irrg", "rgbir"))
-
-        selected = [t for t in candidates if has_image(t)]
-        if not selected:
-            missing = [find_potsdam_files(root, t)[preferred_potsdam_product(names)]
-                       for t in candidates]
-            raise _not_found("Potsdam", root, f"no orthophoto of the {split!r} tiles of split "
-                             f"{split_name!r} exists", missing, POTSDAM_LAYOUT, POTSDAM_SOURCE)
+        selected = potsdam_selection(root, split, split_name=split_name, bands=names,
+                                     val_tiles=val_tiles, max_scenes=max_scenes)
     else:
+        if not root.is_dir():
+            raise _not_found("Potsdam", root, "the root folder does not exist", [],
+                             POTSDAM_LAYOUT, POTSDAM_SOURCE)
         selected = [check_potsdam_tile(t) for t in tiles]
         if not selected:
             raise ValueError("tiles is empty: pass None to read the whole split")
-    if max_scenes is not None:
-        selected = selected[:max_scenes]
+        selected = selected[:max_scenes] if max_scenes is not None else selected
     missing = [p for t in selected for p in potsdam_missing(find_potsdam_files(root, t), names)]
     if missing:
+        images = any(not p.name.endswith(("_label.tif", "_noBoundary.tif")) for p in missing)
+        rgb = any(find_potsdam_files(root, t)["rgb"].is_file() for t in selected)
+        hint = f". {POTSDAM_BANDS_HINT}" if images and rgb and names != ("r", "g", "b") else ""
         raise _not_found("Potsdam", root, f"required files of tiles {selected} for bands "
-                         f"{'+'.join(names)} are missing", missing, POTSDAM_LAYOUT,
+                         f"{'+'.join(names)} are missing{hint}", missing, POTSDAM_LAYOUT,
                          POTSDAM_SOURCE)
     return [_load_tile(root, t, find_potsdam_files(root, t), split, names, snap_labels,
                        max_size) for t in selected]

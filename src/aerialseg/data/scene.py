@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,14 @@ class Scene:
             protocol; None if not yet computed.
         split: ``"train"`` or ``"val"``.
         classes: the dataset's class table.
+        full_truth: True when ``labels`` is the full ground truth (every pixel labelled up to
+            the class boundaries). False when only eroded ground truth was available (an
+            ISPRS set with only ``*_noBoundary`` files, or an mmsegmentation-converted
+            copy): ``labels`` is then ignore on the eroded boundary band and ``eval_mask``
+            is ``labels != ignore``, so the eroded protocol is exact but the full-ground-
+            truth protocol cannot be computed and must be reported as unavailable.
+        sources: the files the scene was read from (for :func:`~aerialseg.data.registry.
+            data_fingerprint`); empty for scenes built in memory.
     """
 
     name: str
@@ -32,6 +40,8 @@ class Scene:
     classes: ClassTable
     split: str = "train"
     eval_mask: np.ndarray | None = None
+    full_truth: bool = True
+    sources: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.bands.ndim != 3:
