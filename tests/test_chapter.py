@@ -19,7 +19,9 @@ def test_settings_take_the_profile_value_unless_given():
     assert chapter.resolve_settings("06_uce", "smoke", {"test_mc_samples": None}) == {
         "test_mc_samples": 2, "tile": 256, "overlap": 32}
     out = chapter.resolve_settings("06_uce", "smoke", {"test_mc_samples": "3"})
-    assert out["test_mc_samples"] == "3" or out["test_mc_samples"] == 3
+    assert out["test_mc_samples"] == 3
+    with pytest.raises(ValueError, match="must be a int"):
+        chapter.resolve_settings("06_uce", "smoke", {"test_mc_samples": "abc"})
     with pytest.raises(ValueError, match="bogus"):
         chapter.resolve_settings("06_uce", "smoke", {"bogus": None})
 

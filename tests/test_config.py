@@ -22,7 +22,7 @@ def test_mfb_parameters_go_to_the_loss():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"profile": "fast"}, "unknown profile 'fast'.*smoke"),
+    ({"profile": "fast"}, "profile must be one of 'smoke'.*got 'fast'"),
     ({"profile": "smoke", "epochz": 3}, "unknown parameter.*epochz.*valid"),
     ({"profile": "smoke", "epochs": -1}, "epochs must be >= 1"),
 ])

@@ -5,9 +5,9 @@ import pytest
 from aerialseg import paths
 from aerialseg.cli import main
 from aerialseg.config import TrainConfig
+from aerialseg.profiles import PROFILES
 from aerialseg.registry import resolve_run
 from aerialseg.validation import (
-    PROFILES,
     TRAIN_SPECS,
     validate_chapter_params,
     validate_train_values,

@@ -15,6 +15,7 @@ method's profile values. Each method receives only the non-None overrides it dec
 
 from __future__ import annotations
 
+import ast
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from aerialseg.config import RunConfig
+from aerialseg.config import TRAIN_FIELDS, RunConfig
 from aerialseg.data.registry import (
     SplitData,
     data_config,
@@ -36,11 +37,12 @@ from aerialseg.data.registry import (
 )
 from aerialseg.evaluation import Evaluation, evaluate_model
 from aerialseg.inference import scene_predictor
-from aerialseg.profiles import SEEDS, check_profile
+from aerialseg.profiles import SEEDS
 from aerialseg.registry import chapter_defaults, declared, get_method
 from aerialseg.results import Record, build_results, provenance, results_path, write_results
 from aerialseg.runs import TrainedRun, get_or_train
 from aerialseg.utils import coerce, hardware_description, resolve_device, set_seed
+from aerialseg.validation import validate_chapter_params, validate_train_values
 
 
 def resolve_settings(chapter: str, profile: str, values: Mapping[str, Any] | None
@@ -56,11 +58,28 @@ def resolve_settings(chapter: str, profile: str, values: Mapping[str, Any] | Non
     out: dict[str, Any] = {k: v[profile] for k, v in table.items()}
     for k, v in values.items():
         if v is not None:
-            out[k] = coerce(v)
+            out[k] = _like(coerce(v), out.get(k), k, chapter)
         elif k not in table:
             raise ValueError(f"chapter {chapter!r}: setting {k!r} is None and has no "
                              f"profile value; give it a value")
     return out
+
+
+def _like(value: Any, default: Any, name: str, chapter: str) -> Any:
+    """``value`` in the type of the setting's profile value (papermill passes text)."""
+    if default is None or isinstance(default, str) or not isinstance(value, str):
+        return value
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    kind = type(default)
+    if kind is float and isinstance(parsed, int) and not isinstance(parsed, bool):
+        parsed = float(parsed)
+    if not isinstance(parsed, kind) or (kind is int and isinstance(parsed, bool)):
+        raise ValueError(f"chapter {chapter!r}: setting {name} must be a {kind.__name__} "
+                         f"like its default {default!r} (got {value!r})")
+    return parsed
 
 
 @dataclass
@@ -249,16 +268,19 @@ def start(name: str, *, profile: str = "default", device: str = "auto",
         overrides: method parameters (None: each method's profile value).
         settings: the chapter's own settings (None: the profile's value).
     """
-    check_profile(profile)
+    # every value is checked before anything is loaded or trained
+    checked = validate_chapter_params(profile=profile, device=device, seeds=seeds)
+    profile = checked["profile"]
     get_spec(dataset)
     dev = resolve_device(device)
     overrides = {k: coerce(v) for k, v in (overrides or {}).items()}
+    validate_train_values({k: v for k, v in overrides.items()
+                           if v is not None and k in TRAIN_FIELDS})
     resolved = resolve_settings(name, profile, settings)
     if seeds is None:
         chosen = chapter_defaults(name).seeds.get(profile, SEEDS[profile])
     else:
-        seeds = coerce(seeds)
-        chosen = (seeds,) if isinstance(seeds, int) else tuple(seeds)
+        chosen = tuple(checked["seeds"])
     options = parse_data_options(data_options)
     cfg = data_config(dataset, profile, options, data_root=data_root)
     t0 = time.perf_counter()

@@ -14,8 +14,10 @@ SEEDS: dict[str, tuple[int, ...]] = {
 """Seeds a chapter runs when its ``seeds`` parameter is None (a chapter may override)."""
 
 
-def check_profile(profile: str) -> str:
+def check_profile(profile: object) -> str:
     """Return ``profile`` or raise a clear error listing the valid ones."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    return profile
+    name = profile.strip() if isinstance(profile, str) else profile
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile: profile must be one of "
+                         f"{', '.join(map(repr, PROFILES))} (got {profile!r})")
+    return name

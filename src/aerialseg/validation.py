@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-PROFILES = ("smoke", "default", "gpu", "full")
-"""Profiles a chapter (and ``aerialseg train``) accepts."""
+from aerialseg.profiles import check_profile
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -325,14 +324,6 @@ def check_seeds(seeds: Any) -> tuple[int, ...] | None:
         raise ValueError(f"{what} (got {seeds!r}; {repeated} repeated: a seed twice would "
                          "train and count the same model twice)")
     return tuple(out)
-
-
-def check_profile(profile: Any) -> str:
-    """Return ``profile`` if it is one of :data:`PROFILES`, else raise a clear error."""
-    if not isinstance(profile, str) or profile.strip() not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(map(repr, PROFILES))} "
-                         f"(got {profile!r})")
-    return profile.strip()
 
 
 def check_device(device: Any) -> str:

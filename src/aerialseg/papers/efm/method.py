@@ -39,7 +39,7 @@ from aerialseg import paths
 from aerialseg.config import MethodSpec, RunConfig
 from aerialseg.inference import predict_scene
 from aerialseg.losses.efm import efm_map, entropy_map, error_map
-from aerialseg.runs import run_path
+from aerialseg.runs import load_run_file, run_path
 from aerialseg.training import Callback, TrainState, is_main_process
 from aerialseg.utils import atomic_write, unwrap_model
 
@@ -300,9 +300,13 @@ class EFMMonitor(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:  # noqa: D102
         if state.history and self.out_file is not None and self.out_file.exists():
-            with np.load(self.out_file) as old:  # resume: keep the earlier snapshots
+            # resume: keep the snapshots of the epochs trained before the checkpoint (the
+            # checkpoint may be older than the monitor file; later epochs are redone)
+            done = len(state.history)
+            with np.load(self.out_file) as old:
+                keep = np.asarray(old["epoch"]) < done
                 for k in self.snaps:
-                    self.snaps[k] = list(old[k])
+                    self.snaps[k] = [v for v, ok in zip(old[k], keep, strict=True) if ok]
 
     def on_epoch_start(self, state: TrainState) -> None:  # noqa: D102
         if refresh_due(state.epoch, self.start_epoch, self.every):
@@ -345,7 +349,7 @@ def load_init_weights(model: nn.Module, init_run: str, cfg: RunConfig) -> dict[s
         raise FileNotFoundError(
             f"init_run={init_run!r}: no trained model at {f}. Train the earlier stage first "
             "and pass its folder name, e.g. init_run=ch.train('efm_fpn', seed).path.name")
-    saved = torch.load(f, map_location="cpu", weights_only=False)
+    saved = load_run_file(f)  # data only: a stored file never runs code
     src, dst = saved["meta"]["config"], cfg.to_dict()
     for key in ("model", "model_kwargs", "in_bands", "data"):
         if src[key] != dst[key]:
