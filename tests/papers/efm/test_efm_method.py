@@ -232,7 +232,9 @@ def _store_run(ctx: RunContext, name: str) -> dict[str, torch.Tensor]:
              for k, v in ctx.model.state_dict().items()}
     folder = paths.runs_dir() / name
     folder.mkdir(parents=True)
-    torch.save({"model": state, "meta": {"config": ctx.cfg.to_dict()}}, folder / "model.pt")
+    meta = {"config": ctx.cfg.to_dict(), "stats": {}, "loss_kwargs": {}, "history": [],
+            "train_seconds": 0.0, "hardware": "test"}
+    torch.save({"format": 2, "model": state, "meta": meta}, folder / "model.pt")
     return state
 
 
