@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from aerialseg import stats
 from aerialseg.config import TRAIN_FIELDS, RunConfig
 from aerialseg.data.registry import (
     SplitData,
@@ -38,11 +39,14 @@ from aerialseg.data.registry import (
 from aerialseg.evaluation import Evaluation, evaluate_model
 from aerialseg.inference import scene_predictor
 from aerialseg.profiles import SEEDS
-from aerialseg.registry import chapter_defaults, declared, get_method
+from aerialseg.registry import chapter_defaults, claims, declared, get_method
 from aerialseg.results import Record, build_results, provenance, results_path, write_results
 from aerialseg.runs import TrainedRun, get_or_train
 from aerialseg.utils import coerce, hardware_description, resolve_device, set_seed
 from aerialseg.validation import validate_chapter_params, validate_train_values
+
+PIXEL_BASELINE = "pixel_baseline"
+"""Method name of the per-pixel sanity baseline in every chapter's results."""
 
 
 def resolve_settings(chapter: str, profile: str, values: Mapping[str, Any] | None
@@ -200,6 +204,9 @@ class Chapter:
                                 keep_maps=len(self.data.val) if keep_all else keep_maps,
                                 **kwargs)
         values = extra(ev) if callable(extra) else dict(extra or {})
+        conv = stats.convergence(run.history)
+        values |= {"converged": float(conv.converged),
+                   "loss_change_last_tenth": -conv.relative_decrease}
         if keep_all:
             for name in list(ev.maps)[keep_maps:]:
                 del ev.maps[name]
@@ -222,6 +229,16 @@ class Chapter:
                          "final loss": hist[-1]["loss"] if hist else float("nan"),
                          "training (s)": run.train_seconds, "reused": run.reused})
         return pd.DataFrame(rows)
+
+    def verdicts(self, ds: xr.Dataset, *, protocol: str = "eroded") -> list[stats.Verdict]:
+        """The verdicts on the papers' claims that this chapter tests, by the study's rule.
+
+        A method that has not converged or is below the per-pixel baseline takes part in no
+        verdict (see :func:`aerialseg.stats.sanity_flags`).
+        """
+        flags = stats.sanity_flags(ds, pixel_baseline=PIXEL_BASELINE, protocol=protocol)
+        return [stats.judge(ds, c, protocol=protocol, flags=flags)
+                for c in claims() if c.chapter == self.name]
 
     def write_results(self, extra_attrs: dict[str, Any] | None = None,
                       folder: str | Path | None = None) -> xr.Dataset:

@@ -635,12 +635,14 @@ def sanity_flags(ds: xr.Dataset, *, pixel_baseline: str | None = None,
         pixel_baseline: the per-pixel classifier's method name; a method whose mean over
             seeds of ``metric`` (class ``cls``) is lower than the baseline's is flagged.
         histories: method -> {seed: training history}; a run that has not converged
-            (:func:`convergence`) flags its method.
+            (:func:`convergence`) flags its method. None: the results' own
+            ``converged[method, seed]`` record (written by the chapters) is used.
         protocol: ``eroded`` or ``full``.
         metric: the ``scores`` metric compared with the baseline (default mean F1).
         cls: its class (default the overall row).
     """
     out: dict[str, str | None] = {}
+    stored = "converged" in ds and histories is None  # a results file's own record
     sc = ds["scores"].sel({"protocol": protocol, "metric": metric, "class": cls})
     base = None
     if pixel_baseline is not None and pixel_baseline in {str(m) for m in ds["method"].values}:
@@ -651,6 +653,15 @@ def sanity_flags(ds: xr.Dataset, *, pixel_baseline: str | None = None,
             c = convergence(hist)
             if not c.converged:
                 reasons.append(f"seed {s} has not converged ({c.reason})")
+        if stored:
+            flags = ds["converged"].sel({"method": m})
+            present = ds["present"].sel({"method": m}).values if "present" in ds else None
+            bad = [int(s) for i, (s, f) in enumerate(zip(ds["seed"].values, flags.values,
+                                                          strict=True))
+                   if (present is None or present[i]) and np.isfinite(f) and f < 0.5]
+            if bad:
+                reasons.append(f"not converged (seed{'s' if len(bad) > 1 else ''} "
+                               f"{', '.join(map(str, bad))})")
         if base is not None and m != pixel_baseline:
             v = sc.sel({"method": m}).values
             mean = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")

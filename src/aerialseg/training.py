@@ -501,10 +501,12 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
                 state.step += 1
                 t_fetch = time.perf_counter()
             seconds = time.perf_counter() - t0
+            # the per-step losses let the convergence rule look at tenths of a short run
             record = {"epoch": epoch,
                       "loss": float(np.mean(losses)) if losses else float("nan"),
                       "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                      "data_seconds": t_data}
+                      "data_seconds": t_data, "steps": len(losses),
+                      "step_losses": [round(x, 6) for x in losses]}
             state.history.append(record)
             for cb in callbacks:
                 cb.on_epoch_end(state)
