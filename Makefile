@@ -1,5 +1,6 @@
 # aerialseg: `make book` runs every chapter (default profile) and builds the book;
 # `make test` runs the unit tests, every chapter in the smoke profile and a book build.
+# THREADS=N (e.g. `make book THREADS=1`) sets the CPU threads of every process (see below).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,6 +9,20 @@ PROFILE ?= default
 DATASET ?= synthetic
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
+# Thread policy (src/aerialseg/threads.py): THREADS=N (or all) for every process started here,
+# e.g. `make book THREADS=1` on a shared machine; empty = $AERIALSEG_THREADS, else all cores.
+# OpenMP reads OMP_WAIT_POLICY only at start-up, so it is exported to every recipe: passive
+# waiting unless the caller's environment says otherwise.
+THREADS ?=
+export OMP_WAIT_POLICY ?= PASSIVE
+ifneq ($(strip $(THREADS)),)
+export AERIALSEG_THREADS := $(THREADS)
+export AERIALSEG_THREADS_SOURCE := make THREADS=$(THREADS)
+ifneq ($(filter-out all auto 0,$(THREADS)),)
+export OMP_NUM_THREADS := $(THREADS)
+export MKL_NUM_THREADS := $(THREADS)
+endif
+endif
 
 .PHONY: venv book test unit chapters lint bench clean
 
@@ -19,7 +34,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/aerialseg book run --profile $(PROFILE) --dataset $(DATASET)
+	$(BIN)/aerialseg book run --profile $(PROFILE) --dataset $(DATASET) \
+	  $(if $(strip $(THREADS)),--threads $(THREADS))
 
 test: $(STAMP)
 	$(BIN)/pytest -q

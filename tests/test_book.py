@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,13 @@ def test_select_chapters_by_number():
         book.select_chapters(["77"])
 
 
-def test_cli_reports_bad_names(capsys):
+def test_cli_reports_bad_names(capsys, monkeypatch):
+    # `train` applies the thread policy to this process: keep the suite's one thread and
+    # restore the variables it sets
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY",
+                "AERIALSEG_THREADS_SOURCE"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+    monkeypatch.setenv("AERIALSEG_THREADS", "1")
     assert main(["book", "run", "--profile", "turbo", "--no-build"]) == 2
     assert "profile must be one of" in capsys.readouterr().err
     assert main(["data", "atlantis"]) == 2

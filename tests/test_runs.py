@@ -182,7 +182,8 @@ def test_resume_in_the_store_counts_the_whole_training_time(scene_factory):
     kw = R.LOSS_PREPARERS["ce_mfb"](dict(c.loss_kwargs), data, c)
     part = fit(R.build_seeded_model(c, 6), build_loss(c.loss, num_classes=6, **kw),
                R.build_patches(c, data, stats), c.train, checkpoint=folder / "checkpoint.pt",
-               log=None, max_epochs_this_call=2, callbacks=[Slow()])
+               log=None, max_epochs_this_call=2, callbacks=[Slow()],
+               channels_last=R.prefers_channels_last(c.model, "cpu"))  # as the store trains
     run = get_or_train(c, data, log=None, callbacks=[Slow()])
     assert run.resumed_from == 2 and len(run.history) == 3
     assert run.train_seconds >= 0.6 > part.train_seconds

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aerialseg.paths import repo_root
+from aerialseg.threads import child_thread_env, describe
 
 
 def notebooks_dir() -> Path:
@@ -68,11 +69,15 @@ class ChapterRun:
 
 
 def run_chapter(name: str, *, parameters: dict[str, Any], output_dir: str | Path | None = None,
-                suffix: str = "", timeout: int | None = None) -> ChapterRun:
+                suffix: str = "", timeout: int | None = None,
+                threads: int | str | None = None) -> ChapterRun:
     """Execute chapter ``name`` with papermill into ``output_dir`` (default book/chapters).
 
     The paired notebook is never executed in place: the injected-parameters cell would leak
-    into its jupytext source on the next sync.
+    into its jupytext source on the next sync. The kernel is started with the thread policy's
+    environment (:func:`aerialseg.threads.child_thread_env`; ``threads`` None: from
+    ``AERIALSEG_THREADS``/``OMP_NUM_THREADS``, else all cores; ``OMP_WAIT_POLICY=PASSIVE``
+    unless set), which OpenMP only reads when the kernel starts.
     """
     import papermill
 
@@ -82,9 +87,11 @@ def run_chapter(name: str, *, parameters: dict[str, Any], output_dir: str | Path
     out = out_dir / f"{name}{suffix}.ipynb"
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(src), str(out), parameters=parameters,
-                                   kernel_name="python3", cwd=str(notebooks_dir()),
-                                   progress_bar=False, execution_timeout=timeout)
+        # the kernel inherits os.environ (jupyter_client copies it when it starts the kernel)
+        with child_thread_env(threads):
+            papermill.execute_notebook(str(src), str(out), parameters=parameters,
+                                       kernel_name="python3", cwd=str(notebooks_dir()),
+                                       progress_bar=False, execution_timeout=timeout)
         return ChapterRun(name, out, time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - report and go on with the other chapters
         msg = f"{type(exc).__name__}: {exc}"
@@ -103,10 +110,13 @@ def build_book(root: str | Path | None = None, *, strict: bool = True) -> None:
 
 def run_book(*, profile: str = "default", dataset: str = "synthetic", device: str = "auto",
              only: Sequence[str] | None = None, build: bool = True,
-             extra: dict[str, Any] | None = None) -> int:
+             extra: dict[str, Any] | None = None, threads: int | str | None = None) -> int:
     """Execute the chosen chapters, then build the book. Returns a process exit code.
 
     A failing chapter is reported by name; the others still run and keep their results.
+    ``threads`` (None: ``AERIALSEG_THREADS``, ``OMP_NUM_THREADS`` or all cores) and
+    ``OMP_WAIT_POLICY`` (passive unless set) reach every chapter's kernel through its
+    environment (see :mod:`aerialseg.threads`).
     """
     from aerialseg.profiles import check_profile
 
@@ -116,12 +126,16 @@ def run_book(*, profile: str = "default", dataset: str = "synthetic", device: st
     suffix = "" if dataset == "synthetic" else f"__{dataset}"
     params = {"profile": profile, "dataset": dataset, "device": device, **(extra or {})}
     runs = []
-    for name in names:
-        print(f"[book] running {name} (profile={profile}, dataset={dataset}) ...", flush=True)
-        run = run_chapter(name, parameters=params, suffix=suffix)
-        status = "ok" if run.error is None else "FAILED"
-        print(f"[book] {name}: {status} in {run.seconds:.0f} s -> {run.output}", flush=True)
-        runs.append(run)
+    origin = None if threads is None else f"aerialseg book run --threads {threads}"
+    with child_thread_env(threads, origin=origin) as desc:
+        print(f"[book] {describe(desc)}; each chapter's kernel gets it", flush=True)
+        for name in names:
+            print(f"[book] running {name} (profile={profile}, dataset={dataset}) ...",
+                  flush=True)
+            run = run_chapter(name, parameters=params, suffix=suffix)
+            status = "ok" if run.error is None else "FAILED"
+            print(f"[book] {name}: {status} in {run.seconds:.0f} s -> {run.output}", flush=True)
+            runs.append(run)
     failed = [r for r in runs if r.error]
     for r in runs:
         print(f"  {r.name:24s} {r.seconds:7.1f} s  {'FAILED' if r.error else 'ok'}")

@@ -42,6 +42,7 @@ from aerialseg.profiles import SEEDS
 from aerialseg.registry import chapter_defaults, claims, declared, get_method
 from aerialseg.results import Record, build_results, provenance, results_path, write_results
 from aerialseg.runs import TrainedRun, get_or_train
+from aerialseg.threads import configure_threads
 from aerialseg.utils import coerce, hardware_description, resolve_device, set_seed
 from aerialseg.validation import validate_chapter_params, validate_train_values
 
@@ -110,6 +111,7 @@ class Chapter:
     settings: dict[str, Any] = field(default_factory=dict)
     variant: dict[str, Any] = field(default_factory=dict)
     retrain: bool = False
+    threads: dict[str, Any] = field(default_factory=dict)
     wall: dict[str, float] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
     runs: dict[tuple[str, int], TrainedRun] = field(default_factory=dict)
@@ -287,6 +289,7 @@ def start(name: str, *, profile: str = "default", device: str = "auto",
     """
     # every value is checked before anything is loaded or trained
     checked = validate_chapter_params(profile=profile, device=device, seeds=seeds)
+    threads = configure_threads()  # the run's thread policy, recorded in provenance
     profile = checked["profile"]
     get_spec(dataset)
     dev = resolve_device(device)
@@ -313,6 +316,6 @@ def start(name: str, *, profile: str = "default", device: str = "auto",
         variant["data_options"] = options
     ch = Chapter(name, profile, dataset, dev, tuple(chosen), data, params,
                  overrides=dict(overrides), settings=resolved, variant=variant,
-                 retrain=bool(retrain))
+                 retrain=bool(retrain), threads=threads)
     ch.wall["data"] = time.perf_counter() - t0
     return ch

@@ -9,6 +9,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+THREADS_HELP = ("CPU threads per process, or 'all' (default: $AERIALSEG_THREADS, else "
+                "$OMP_NUM_THREADS, else all cores); OMP_WAIT_POLICY is PASSIVE unless set")
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -93,6 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one method into the run store (also under torchrun for multi-GPU)."""
     import os
 
+    from aerialseg.threads import configure_threads, describe
+
+    print(describe(configure_threads(args.threads)))  # before torch loads OpenMP
     import torch
     import torch.distributed as dist
 
@@ -157,7 +163,7 @@ def cmd_book(args: argparse.Namespace) -> int:
         return 0
     extra = _parse_sets(args.set)
     return run_book(profile=args.profile, dataset=args.dataset, device=args.device,
-                    only=args.only, build=not args.no_build, extra=extra)
+                    only=args.only, build=not args.no_build, extra=extra, threads=args.threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--root", default=None, help="dataset folder (needs --dataset)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
+    t.add_argument("--threads", default=None, help=THREADS_HELP)
     t.add_argument("--retrain", action="store_true",
                    help="discard a stored model (and checkpoint) of this run and train again")
     t.add_argument("--no-progress", action="store_true",
@@ -214,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--profile", default="default")
     b.add_argument("--dataset", default="synthetic")
     b.add_argument("--device", default="auto")
+    b.add_argument("--threads", default=None, help=THREADS_HELP)
     b.add_argument("--only", nargs="*", default=None, help="chapter numbers or names")
     b.add_argument("--no-build", action="store_true", help="execute chapters only")
     b.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",

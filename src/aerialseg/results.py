@@ -243,7 +243,7 @@ def thread_settings() -> dict[str, Any]:
 
     out: dict[str, Any] = {"torch": torch.get_num_threads(),
                            "torch_interop": torch.get_num_interop_threads()}
-    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY"):
         out[k] = os.environ.get(k)
     return out
 

@@ -61,6 +61,7 @@ from aerialseg.data.registry import DataConfig, SplitData
 from aerialseg.losses.ce import median_frequency_weights
 from aerialseg.losses.registry import build_loss
 from aerialseg.models.registry import build_model, model_names
+from aerialseg.perf import prefers_channels_last
 from aerialseg.training import Callback, fit, is_distributed, is_main_process
 from aerialseg.utils import (
     CorruptFileError,
@@ -536,6 +537,7 @@ def _train(cfg: RunConfig, key: str, folder: Path, data: SplitData,
         log(f"training {cfg.method} seed {cfg.train.seed} ({n / 1e6:.2f} M parameters, "
             f"{len(dataset)} samples, {cfg.train.epochs} epochs) -> {folder.name}")
     result = fit(model, loss_fn, dataset, cfg.train, device=device, callbacks=callbacks,
+                 channels_last=prefers_channels_last(cfg.model, torch.device(device).type),
                  checkpoint=folder / CHECKPOINT_FILE, final_checkpoint=False, log=log,
                  progress=progress,
                  progress_label=f"{cfg.method} seed {cfg.train.seed}")

@@ -370,7 +370,7 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
         checkpoint: str | Path | None = None, log: Callable[[str], None] | None = print,
         max_epochs_this_call: int | None = None, checkpoint_every: int | None = None,
         final_checkpoint: bool = True, progress: bool = False,
-        progress_label: str = "train") -> FitResult:
+        progress_label: str = "train", channels_last: bool = False) -> FitResult:
     """Train ``model`` on ``dataset`` with ``loss_fn`` as configured by ``cfg``.
 
     Seeds the global RNGs with ``cfg.seed`` first (dropout, ...); the initial weights are
@@ -398,6 +398,8 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
         progress: show a progress bar (tqdm, on stderr; one bar per call, one step per
             epoch, the loss in its postfix).
         progress_label: the bar's description.
+        channels_last: train in the channels-last memory layout (model and batches);
+            :func:`aerialseg.perf.prefers_channels_last` says where it is faster.
 
     Raises:
         NonFiniteLossError: a loss was NaN/inf; the message says where, whether the inputs
@@ -407,6 +409,8 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
     device = torch.device(device)
     set_seed(cfg.seed)
     model = model.to(device)
+    if channels_last:  # faster convolutions for some models on CPU (aerialseg.perf)
+        model = model.to(memory_format=torch.channels_last)
     if is_distributed():
         ddp_model: nn.Module = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -434,6 +438,11 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
     if ck is not None:
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
+        if channels_last:  # stored contiguous; an uninterrupted run keeps the params' layout
+            for p, st in optimizer.state.items():
+                for k, v in st.items():
+                    if torch.is_tensor(v) and v.shape == p.shape and v.dim() == 4:
+                        st[k] = v.contiguous(memory_format=torch.channels_last)
         if ema is not None and ck.get("ema") is not None:
             ema.model.load_state_dict(ck["ema"])
         state.history = list(ck["history"])
@@ -478,6 +487,9 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
             for b, batch in enumerate(loader):
                 t_data += time.perf_counter() - t_fetch
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                if channels_last:
+                    batch["image"] = batch["image"].contiguous(
+                        memory_format=torch.channels_last)
                 for g in optimizer.param_groups:
                     g["lr"] = g["initial_lr"] * lr_factor(cfg, state.step, state.total_steps)
                 aux = {k: v for k, v in batch.items() if k not in ("image", "label")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aerialseg.data.classes import IGNORE_INDEX
@@ -36,15 +35,19 @@ def soft_dice_scores(probs: Tensor, target: Tensor, *, ignore_index: int = IGNOR
         raise ValueError(f"expected probs (B, C, H, W) and target (B, H, W), got "
                          f"{tuple(probs.shape)} and {tuple(target.shape)}")
     num_classes = probs.shape[1]
-    valid = (target != ignore_index).unsqueeze(1)  # (B, 1, H, W)
-    onehot = F.one_hot(torch.where(valid[:, 0], target, 0), num_classes)
-    onehot = onehot.permute(0, 3, 1, 2).to(probs.dtype) * valid
-    p = probs * valid
+    b, _, h, w = probs.shape
+    valid = target != ignore_index
+    validf = valid.unsqueeze(1).to(probs.dtype)  # (B, 1, H, W)
+    # float one-hot in the probabilities' layout, zero on ignore pixels: no int64 one-hot,
+    # no permuted copies
+    onehot = probs.new_zeros(b, num_classes, h, w).scatter_(
+        1, torch.where(valid, target, 0).unsqueeze(1), validf)
     dims = (0, 2, 3)
-    inter = (p * onehot).sum(dims)
-    card = (p + onehot).sum(dims)
+    counts = onehot.sum(dims)
+    inter = (probs * onehot).sum(dims)
+    card = (probs * validf).sum(dims) + counts
     dice = (2.0 * inter + smooth) / (card + smooth).clamp_min(eps)
-    return dice, onehot.sum(dims) > 0
+    return dice, counts > 0
 
 
 class SoftDiceLoss(nn.Module):
