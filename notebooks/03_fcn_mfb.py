@@ -138,7 +138,7 @@ print(f"divided by N (paper, ours): {ours.item():.4f}   divided by sum of weight
 for seed in ch.seeds:
     for name in ("fcn", "fcn_mfb"):
         run = ch.train(name, seed)
-        ch.evaluate(run, tile=512, overlap=64)
+        ch.evaluate(run)
 
 # %%
 fig = plots.training_curves({f"{m} seed {s}": r.history for (m, s), r in ch.runs.items()})

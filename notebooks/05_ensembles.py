@@ -93,7 +93,8 @@ for seed in ch.seeds:
     for name in names:
         run = ch.train(name, seed)
         with ch.phase("member inference"):
-            kw = dict(device=ch.device, border_mode=st["pb_border_mode"], seed=seed)
+            kw = dict(device=ch.device, border_mode=st["pb_border_mode"], seed=seed,
+                      cache=ch.prediction_cache(run))
             maps[seed][name] = ensemble.MemberMaps(
                 name, ensemble.predict_member(run.model, run.stats, ch.data.train, **kw),
                 ensemble.predict_member(run.model, run.stats, ch.data.val,
@@ -101,6 +102,7 @@ for seed in ch.seeds:
         if st["heldout_retrain"]:
             h = ch.train(name, seed, without_scene=held_name)
             with ch.phase("member inference"):
+                kw["cache"] = ch.prediction_cache(h)
                 fit = ensemble.predict_member(h.model, h.stats, [ch.data.train[hold]], **kw)
                 train_maps = [fit[0] if i == hold else {} for i in range(len(ch.data.train))]
                 heldout_maps[seed][name] = ensemble.MemberMaps(

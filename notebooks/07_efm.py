@@ -214,7 +214,7 @@ for arch in archs:
             r["cedice"] = ch.train(method_name(arch, "cedice"), seed,
                                    overrides=stage_overrides["cedice"])
         for stage, run in r.items():
-            ch.evaluate(run, tile=512, overlap=64, tta=tta and stage in ("ft", "ctrl"))
+            ch.evaluate(run, tta=tta and stage in ("ft", "ctrl"))
         stage_runs[(arch, seed)] = r
 
 # %% [markdown]

@@ -163,7 +163,7 @@ full = params_df["paper width (M)"]
 for seed in ch.seeds:
     for name in methods:
         run = ch.train(name, seed)
-        ch.evaluate(run, label=name, tile=512, overlap=64)
+        ch.evaluate(run, label=name)
 
 # %%
 fig = plots.training_curves({f"{m} seed {s}": r.history for (m, s), r in ch.runs.items()})

@@ -255,7 +255,7 @@ counts = {}
 for seed in ch.seeds:
     for name in METHODS:
         run = ch.train(name, seed)
-        ev = ch.evaluate(run, tile=512, overlap=64, keep_maps=len(ch.data.val))
+        ev = ch.evaluate(run, keep_maps=len(ch.data.val))
         counts[(name, seed)] = objects.count_maps(
             ev.maps, classes.evaluated, min_overlap=object_min_overlap,
             connectivity=object_connectivity, min_size=object_min_size)

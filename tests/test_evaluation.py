@@ -54,3 +54,47 @@ def test_results_roundtrip(tmp_path, scene_factory):
     assert list(table.index) == ["a", "b"]
     assert table.loc["a", "OA"].startswith("100.00")
     assert np.asarray(back["confusion"]).sum() > 0
+
+
+def test_prediction_cache_serves_repeats_deterministic_requests_and_the_omit_border(
+        scene_factory, tmp_path):
+    import numpy as np
+    import torch
+
+    from aerialseg.data.patches import BandStats
+    from aerialseg.evaluation import PredictionCache, evaluate_model
+    from aerialseg.inference import scene_predictor
+    from aerialseg.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("patch_cnn", in_channels=5, num_classes=6, conv_widths=(4, 4, 4, 4),
+                        fc_width=8, patch_size=33).eval()
+    scenes = [scene_factory("v", 48, 3, "val")]
+    stats = BandStats.from_scenes(scenes, scenes[0].band_names)
+    cache = PredictionCache(tmp_path / "pred")
+    calls = []
+
+    def counting(mode):
+        inner = scene_predictor(model, mode)
+
+        def predict(*a, **k):
+            calls.append((mode, k["mc_samples"]))
+            return inner(*a, **k)
+        predict.keywords = {"border_mode": mode}
+        return predict
+
+    fresh = evaluate_model(model, stats, scenes, mc_samples=3, predictor=counting("reflect"))
+    torch.manual_seed(0)
+    mc = evaluate_model(model, stats, scenes, mc_samples=3, predictor=counting("reflect"),
+                        cache=cache)
+    det = evaluate_model(model, stats, scenes, predictor=counting("reflect"), cache=cache)
+    omit = evaluate_model(model, stats, scenes, predictor=counting("omit"), cache=cache)
+    again = evaluate_model(model, stats, scenes, mc_samples=3, predictor=counting("reflect"),
+                           cache=cache)
+    assert calls == [("reflect", 3), ("reflect", 3)]  # one inference with the cache
+    assert np.array_equal(det.confusion["eroded"], fresh.confusion["eroded"])
+    assert np.array_equal(again.confusion["eroded"], mc.confusion["eroded"])
+    direct = evaluate_model(model, stats, scenes, predictor=scene_predictor(model, "omit"))
+    assert np.array_equal(omit.confusion["full"], direct.confusion["full"])
+    assert omit.confusion["full"].sum() == (48 - 32) ** 2
+    assert mc.inference_seconds == again.inference_seconds > 0

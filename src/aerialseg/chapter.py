@@ -36,7 +36,7 @@ from aerialseg.data.registry import (
     load_split,
     parse_data_options,
 )
-from aerialseg.evaluation import Evaluation, evaluate_model
+from aerialseg.evaluation import Evaluation, PredictionCache, evaluate_model
 from aerialseg.inference import scene_predictor
 from aerialseg.profiles import SEEDS
 from aerialseg.registry import chapter_defaults, claims, declared, get_method
@@ -200,6 +200,7 @@ class Chapter:
         """
         set_seed(run.cfg.train.seed)  # MC-dropout masks are reproducible per seed
         kwargs.setdefault("predictor", scene_predictor(run.model, border_mode))
+        kwargs.setdefault("cache", self.prediction_cache(run))
         keep_all = callable(extra)
         with self.phase("evaluate"):
             ev = evaluate_model(run.model, run.stats, self.data.val, device=self.device,
@@ -216,6 +217,10 @@ class Chapter:
                                    train_seconds=run.train_seconds,
                                    num_parameters=run.num_parameters, extra=values))
         return ev
+
+    def prediction_cache(self, run: TrainedRun) -> PredictionCache:
+        """The run's predictions on this chapter's scenes, kept beside it in the run store."""
+        return PredictionCache(run.path / "predictions")
 
     def record(self, label: str, seed: int, evaluation: Evaluation, **kwargs: Any) -> None:
         """Keep an evaluation computed elsewhere (e.g. an ensemble) for the results file."""

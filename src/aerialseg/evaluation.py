@@ -13,9 +13,12 @@ resamples these blocks to put intervals on any score. Scores themselves come fro
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,13 +70,14 @@ class Evaluation:
 
 
 def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], *,
-                   device: torch.device | str = "cpu", tile: int = 512, overlap: int = 64,
+                   device: torch.device | str = "cpu", tile: int = 512, overlap: int = 96,
                    tta: bool = False, mc_samples: int = 0, prediction: str = "deterministic",
                    keep_maps: int = 1, thresholds: int = 101,
                    target_accuracies: Sequence[float] = (0.975, 0.95, 0.90),
                    calibration_bins: int = 15,
                    predictor: Callable[..., dict[str, np.ndarray]] | None = None,
-                   block_size: int = BLOCK_SIZE) -> Evaluation:
+                   block_size: int = BLOCK_SIZE,
+                   cache: PredictionCache | None = None) -> Evaluation:
     """Predict every scene and accumulate the study's metrics.
 
     Args:
@@ -93,6 +97,8 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
         calibration_bins: equal-width confidence bins of the ECE.
         predictor: replaces :func:`aerialseg.inference.predict_scene` (same signature and
             outputs), e.g. the patch CNN's dense predictor with its border modes.
+        cache: reuse (and keep) each scene's prediction, e.g. the run's
+            :class:`PredictionCache`; the inference time reported is the original one.
         block_size: side in pixels of the spatial blocks whose confusion matrices are kept
             for the bootstrap (:mod:`aerialseg.stats`).
     """
@@ -106,17 +112,118 @@ def evaluate_model(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], 
     acc = Accumulator(classes, calibration_bins=calibration_bins,
                       uncertainty=UNCERTAINTY_KINDS if mc_samples else (), block_size=block_size)
     seconds = 0.0
+    predict = predictor or predict_scene
+    settings = prediction_settings(model, predict, tile=tile, overlap=overlap, tta=tta)
     for i, scene in enumerate(scenes):
-        image = stats.apply(scene)
-        t0 = time.perf_counter()
-        predict = predictor or predict_scene
-        out = predict(model, image, device=device, tile=tile, overlap=overlap, tta=tta,
-                      mc_samples=mc_samples)
-        seconds += time.perf_counter() - t0
+        def run(scene: Scene = scene) -> dict[str, np.ndarray]:
+            return predict(model, stats.apply(scene), device=device, tile=tile,
+                           overlap=overlap, tta=tta, mc_samples=mc_samples)
+
+        if cache is None:
+            t0 = time.perf_counter()
+            out = run()
+            seconds += time.perf_counter() - t0
+        else:
+            out, took = cache.get(scene, settings, mc_samples, run,
+                                  halo=getattr(model, "patch_size", 1) // 2)
+            seconds += took
         probs = out["mc_mean"] if prediction == "mc_mean" else out["probs"]
         acc.add(scene, probs, extras=out, keep=i < keep_maps)
     return acc.result(thresholds=thresholds, target_accuracies=target_accuracies,
                       inference_seconds=seconds)
+
+
+def prediction_settings(model: nn.Module, predict: Callable[..., Any], *, tile: int,
+                        overlap: int, tta: bool) -> dict[str, Any]:
+    """What a whole-scene prediction depends on besides the model and the scene.
+
+    The patch CNN's dense prediction is exact whatever its tiles (the halo is its receptive
+    field), so only its border mode counts.
+    """
+    border = getattr(predict, "keywords", {}).get("border_mode")
+    if border is not None and hasattr(model, "patch_size"):
+        return {"predictor": border}
+    return {"predictor": "tiled", "tile": tile, "overlap": overlap, "tta": tta}
+
+
+class PredictionCache:
+    """Whole-scene predictions of one trained model, kept on disk (one inference per scene).
+
+    Chapters predict the same model on the same scenes again (chapter 04 re-evaluates
+    02/03's models with MC dropout, 05 combines them): the cache, a folder beside the run
+    in the run store, serves them. An entry is keyed by the scene (name and content), the
+    predictor settings and the number of MC samples; a deterministic request is also
+    served by an entry with MC samples (it holds the deterministic probabilities too), and
+    the patch CNN's ``omit`` border by its ``reflect`` prediction with the border blanked
+    (the inner pixels are the same patches). Arrays are float32 ``.npy`` files, exact.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    @staticmethod
+    def _scene_key(scene: Scene) -> str:
+        h = hashlib.blake2b(digest_size=8)
+        h.update(scene.name.encode())
+        h.update(memoryview(np.ascontiguousarray(scene.bands)).cast("B"))
+        return h.hexdigest()
+
+    def _entry(self, scene_key: str, settings: dict[str, Any], mc: int) -> Path:
+        tag = hashlib.blake2b(json.dumps(settings, sort_keys=True, default=str).encode(),
+                              digest_size=6).hexdigest()
+        return self.folder / f"{scene_key}-{tag}-mc{mc}"
+
+    def _load(self, entry: Path) -> tuple[dict[str, np.ndarray], float] | None:
+        meta = entry / "meta.json"
+        if not meta.exists():
+            return None
+        try:
+            info = json.loads(meta.read_text())
+            return ({k: np.load(entry / f"{k}.npy") for k in info["keys"]},
+                    float(info["seconds"]))
+        except (OSError, ValueError, KeyError):
+            return None  # a broken entry is predicted again
+
+    def _lookup(self, scene_key: str, settings: dict[str, Any], mc: int
+                ) -> tuple[dict[str, np.ndarray], float] | None:
+        hit = self._load(self._entry(scene_key, settings, mc))
+        if hit is None and mc == 0:
+            prefix = self._entry(scene_key, settings, 0).name[:-1]
+            for entry in sorted(self.folder.glob(prefix + "*")):
+                hit = self._load(entry)
+                if hit is not None:
+                    return {"probs": hit[0]["probs"]}, hit[1]
+        return hit
+
+    def get(self, scene: Scene, settings: dict[str, Any], mc_samples: int,
+            predict: Callable[[], dict[str, np.ndarray]], *, halo: int = 0
+            ) -> tuple[dict[str, np.ndarray], float]:
+        """``(outputs, inference seconds)`` from the cache, or from ``predict()`` (kept)."""
+        key = self._scene_key(scene)
+        hit = self._lookup(key, settings, mc_samples)
+        if hit is not None:
+            return hit
+        if settings.get("predictor") == "omit" and halo > 0:
+            full = self._lookup(key, {**settings, "predictor": "reflect"}, mc_samples)
+            if full is not None:
+                out = {k: v.copy() for k, v in full[0].items()}
+                for v in out.values():
+                    v[..., :halo, :] = np.nan
+                    v[..., -halo:, :] = np.nan
+                    v[..., :, :halo] = np.nan
+                    v[..., :, -halo:] = np.nan
+                return out, full[1]
+        t0 = time.perf_counter()
+        out = predict()
+        seconds = time.perf_counter() - t0
+        entry = self._entry(key, settings, mc_samples)
+        entry.mkdir(parents=True, exist_ok=True)
+        for k, v in out.items():
+            np.save(entry / f"{k}.npy", np.asarray(v, np.float32))
+        # the meta file last: an entry without it (a killed write) is predicted again
+        (entry / "meta.json").write_text(json.dumps({"keys": sorted(out),
+                                                     "seconds": seconds}))
+        return out, seconds
 
 
 class Accumulator:

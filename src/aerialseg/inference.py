@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aerialseg.models.mc import enable_mc_dropout, mc_forward
+from aerialseg.models.mc import deterministic_and_mc, enable_mc_dropout, mc_forward
 from aerialseg.models.patch_cnn import predict_dense
 from aerialseg.uncertainty import mc_statistics
 
@@ -148,11 +148,16 @@ def predict_scene_tiles(model: nn.Module, image: np.ndarray, *,
         jobs = [((y, y + th, x, x + tw), None) for y, x, th, tw in iter_tiles(h, w, tile, overlap)]
     for (y0, y1, x0, x1), core in jobs:
         xt = torch.from_numpy(np.ascontiguousarray(image[:, y0:y1, x0:x1]))[None].to(device)
-        parts: dict[str, np.ndarray] = {"probs": _forward_probs(model, xt, tta)[0].cpu().numpy()}
+        if mc_samples and not tta:  # one trunk pass for both (see deterministic_and_mc)
+            det, samples = deterministic_and_mc(model, xt, mc_samples)
+            parts: dict[str, np.ndarray] = {"probs": det[0].cpu().numpy()}
+        else:
+            parts = {"probs": _forward_probs(model, xt, tta)[0].cpu().numpy()}
+            if mc_samples:
+                enable_mc_dropout(model)
+                samples = mc_forward(model, xt, mc_samples)
+                model.eval()
         if mc_samples:
-            enable_mc_dropout(model)
-            samples = mc_forward(model, xt, mc_samples)
-            model.eval()
             st = mc_statistics(samples, ddof=mc_ddof)
             parts["mc_mean"] = st["mean"][0].cpu().numpy()
             for key in ("mean_class_std", "predicted_class_std", "entropy", "mutual_info"):
@@ -182,37 +187,41 @@ def patch_cnn_predict(model: nn.Module, image: np.ndarray, *, device: torch.devi
     """The patch CNN's dense prediction with :func:`predict_scene`'s signature and outputs.
 
     The patch CNN classifies the 65 x 65 patch around each pixel; its output is smaller
-    than its input, so it has its own predictor (dense inference with the FFT fc1, see
-    :func:`aerialseg.models.patch_cnn.predict_dense`).
-
-    ``overlap`` is unused (the dense predictor reads an exact halo). MC samples run the
-    stride-1 network tile by tile on the (reflect-padded) image through
-    :func:`aerialseg.models.mc.mc_forward`, so the trunk is computed once per tile.
-    Pixels outside the classified area (``border_mode="omit"``) are NaN.
+    than its input, so it has its own predictor: tile by tile with an exact halo, the
+    stride-1 network with fc1 as an FFT convolution (see
+    :func:`aerialseg.models.patch_cnn.predict_dense`). With MC samples the trunk (convs and
+    fc1, nearly all of the cost) runs once per tile for both the deterministic prediction
+    and the T samples (:func:`aerialseg.models.mc.deterministic_and_mc`). ``overlap`` is
+    unused (the halo is exact). Pixels outside the classified area (``border_mode="omit"``)
+    are NaN.
     """
     if tta:
         raise ValueError("tta is not implemented for the patch CNN; pass tta=False")
+    if border_mode not in ("reflect", "omit"):
+        raise ValueError(f"border_mode must be 'reflect' or 'omit', got {border_mode!r}")
     device = torch.device(device)
     model = model.to(device).eval()
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32)).to(device)
-    out = {"probs": predict_dense(model, x, border_mode=border_mode, tile=tile)[0].cpu().numpy()}
     if not mc_samples:
-        return out
+        return {"probs": predict_dense(model, x, border_mode=border_mode,
+                                       tile=tile)[0].cpu().numpy()}
     halo = model.patch_size // 2
     _, h, w = image.shape
     xp = F.pad(x[None], (halo,) * 4, mode="reflect") if border_mode == "reflect" else x[None]
     off = 0 if border_mode == "reflect" else halo
     ho, wo = xp.shape[-2] - 2 * halo, xp.shape[-1] - 2 * halo
     keys = ("mc_mean", "mean_class_std", "predicted_class_std", "entropy", "mutual_info")
-    c = out["probs"].shape[0]
-    for k in keys:
-        out[k] = np.full(((c,) if k == "mc_mean" else ()) + (h, w), np.nan, np.float32)
+    c = model.num_classes
+    out = {k: np.full(((c,) if k in ("probs", "mc_mean") else ()) + (h, w), np.nan, np.float32)
+           for k in ("probs", *keys)}
     for i in range(0, max(ho, 0), tile):
         for j in range(0, max(wo, 0), tile):
             th, tw = min(tile, ho - i), min(tile, wo - j)
             win = xp[:, :, i:i + th + 2 * halo, j:j + tw + 2 * halo]
-            st = mc_statistics(mc_forward(model, win, mc_samples), ddof=mc_ddof)
+            det, samples = deterministic_and_mc(model, win, mc_samples)
+            st = mc_statistics(samples, ddof=mc_ddof)
             sl = (slice(off + i, off + i + th), slice(off + j, off + j + tw))
+            out["probs"][(slice(None), *sl)] = det[0].cpu().numpy()
             out["mc_mean"][(slice(None), *sl)] = st["mean"][0].cpu().numpy()
             for k in keys[1:]:
                 out[k][sl] = st[k][0].cpu().numpy()

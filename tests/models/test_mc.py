@@ -155,3 +155,23 @@ def test_wrapped_model_uses_inner_split():
     torch.manual_seed(5)
     b = mc_forward(m, x, 3, split=False)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_deterministic_and_mc_share_the_trunk_and_match_separate_passes():
+    from aerialseg.models.mc import deterministic_and_mc, mc_forward
+    from aerialseg.models.registry import build_model
+
+    for name, kw in (("fcn", {"widths": (4, 8, 8, 8)}),
+                     ("patch_cnn", {"conv_widths": (4, 4, 4, 4), "fc_width": 8})):
+        torch.manual_seed(0)
+        model = build_model(name, in_channels=3, num_classes=4, **kw).eval()
+        x = torch.randn(1, 3, 80, 80)
+        with torch.no_grad():
+            ref = torch.softmax(model(x), 1)
+        torch.manual_seed(7)
+        det, samples = deterministic_and_mc(model, x, 5)
+        torch.manual_seed(7)
+        ref_samples = mc_forward(model, x, 5)
+        assert torch.allclose(det, ref, atol=1e-6), name
+        assert torch.allclose(samples, ref_samples, atol=1e-6), name
+        assert not model.training and not any(m.training for m in model.modules())

@@ -172,6 +172,44 @@ def mc_forward(
                 buf.copy_(value)
 
 
+@torch.no_grad()
+def deterministic_and_mc(model: nn.Module, x: torch.Tensor, T: int, *,
+                         chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval-mode prediction and T MC-dropout samples from one pass of the trunk.
+
+    With ``mc_split`` the deterministic trunk runs once; the head runs once in eval mode
+    (the ordinary prediction) and on the trunk output repeated T times with dropout on (as
+    :func:`mc_forward` with ``bn="eval"``). Without a split, two full passes.
+
+    Returns:
+        ``(probs (B, C, H, W), samples (T, B, C, H, W))``, float32 softmax probabilities.
+    """
+    if T < 1:
+        raise ValueError(f"T (number of MC samples) must be >= 1, got {T}")
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        parts = get_mc_split(model, None) if has_dropout(model) else None
+        if parts is None:
+            det = _softmax(model(x))
+            return det, _mc_eval(model, x, T, chunk=chunk or T, split=None)
+        trunk, head = parts
+        state = trunk(x)
+        det = _softmax(head(state))
+        enable_mc_dropout(model)
+        b = x.shape[0]
+        out = []
+        chunk = chunk or T
+        for start in range(0, T, chunk):
+            n = min(chunk, T - start)
+            p = _softmax(head(repeat_batch(state, n)))
+            out.append(p.reshape(n, b, *p.shape[1:]))
+        return det, out[0] if len(out) == 1 else torch.cat(out)
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def _mc_eval(
     model: nn.Module, x: torch.Tensor, T: int, *, chunk: int, split: bool | None
 ) -> torch.Tensor:

@@ -25,7 +25,12 @@ from torch import nn
 
 from aerialseg.data.patches import BandStats
 from aerialseg.data.scene import Scene
-from aerialseg.evaluation import Accumulator, Evaluation
+from aerialseg.evaluation import (
+    Accumulator,
+    Evaluation,
+    PredictionCache,
+    prediction_settings,
+)
 from aerialseg.inference import scene_predictor
 from aerialseg.utils import set_seed
 
@@ -38,20 +43,29 @@ SHORT_NAMES = {"pb": "PB", "fcn": "FCN", "fcn_mfb": "FCN-MFB"}
 
 def predict_member(model: nn.Module, stats: BandStats, scenes: Sequence[Scene], *,
                    device: torch.device | str = "cpu", mc_samples: int = 0, tile: int = 512,
-                   overlap: int = 64, border_mode: str = "reflect",
-                   seed: int = 0) -> list[dict[str, np.ndarray]]:
+                   overlap: int = 96, border_mode: str = "reflect",
+                   seed: int = 0, cache: PredictionCache | None = None
+                   ) -> list[dict[str, np.ndarray]]:
     """Predict ``model`` on ``scenes`` for combining.
+
+    With ``cache`` (the run's :class:`~aerialseg.evaluation.PredictionCache`) a scene the
+    chapters already predicted with the same settings is not predicted again.
 
     Returns:
         Per scene: ``probs`` (C, H, W) of the deterministic model and, with ``mc_samples``
         >= 2, ``mc_mean`` (the MC-dropout mean); float32, NaN where unclassified.
     """
     predict = scene_predictor(model, border_mode)
+    settings = prediction_settings(model, predict, tile=tile, overlap=overlap, tta=False)
     set_seed(seed)  # reproducible dropout masks
     out = []
     for scene in scenes:
-        res = predict(model, stats.apply(scene), device=device, tile=tile, overlap=overlap,
-                      mc_samples=mc_samples)
+        def run(scene: Scene = scene) -> dict[str, np.ndarray]:
+            return predict(model, stats.apply(scene), device=device, tile=tile,
+                           overlap=overlap, mc_samples=mc_samples)
+
+        res = run() if cache is None else cache.get(
+            scene, settings, mc_samples, run, halo=getattr(model, "patch_size", 1) // 2)[0]
         out.append({k: res[k].astype(np.float32) for k in ("probs", "mc_mean") if k in res})
     return out
 

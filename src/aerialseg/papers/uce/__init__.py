@@ -13,5 +13,5 @@ PAPER = Paper(
         # MC passes at evaluation, and the evaluation tiles
         "test_mc_samples": {"smoke": 2, "default": 4, "gpu": 10, "full": 10},
         "tile": {"smoke": 256, "default": 512, "gpu": 1024, "full": 1024},
-        "overlap": {"smoke": 32, "default": 64, "gpu": 128, "full": 128},
+        "overlap": {"smoke": 32, "default": 96, "gpu": 128, "full": 128},
     })})
