@@ -41,7 +41,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from aerialseg import chapter, plots
-from aerialseg.data.diagnostics import dataset_summary, object_extents
+from aerialseg.diagnostics import dataset_summary, object_extents
 from aerialseg.metrics import ConfusionMatrix, scores
 from aerialseg.papers.kampffmeyer import reported
 

@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),
     ("metrics", "models", "losses", "uncertainty"),
     ("training", "inference"),
-    ("evaluation", "runs"),
+    ("evaluation", "runs", "diagnostics"),
     ("results", "objects"),
     ("stats",),
     ("tables", "plots"),

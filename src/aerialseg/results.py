@@ -80,8 +80,9 @@ SCHEMA = f"aerialseg-results-{SCHEMA_VERSION}"
 PROTOCOL_NAMES = ("eroded", "full")
 REQUIRED_ATTRS = ("chapter", "profile", "dataset", "git_commit", "parameters", "hardware",
                   "threads", "wall_seconds", "schema")
-IDENTITY_PARAMS = frozenset({"profile", "dataset", "device"})
-"""Parameters that never make a run a variant (profile and dataset are in the file name)."""
+IDENTITY_PARAMS = frozenset({"profile", "dataset", "device", "data_root", "retrain"})
+"""Parameters that never make a run a variant: profile and dataset are in the file name,
+``data_root`` says where that dataset lies, ``retrain`` trains the same runs again."""
 COUNT_VARS = ("confusion", "block_confusion")
 CROP_VARS = ("pred_crop", "truth_crop")
 NO_CLASS = 255
