@@ -199,8 +199,17 @@ def build_results(records: Iterable[Record], *, chapter: str, profile: str, data
     truth = next((p["truth_crop"].isel(method=0, seed=0, drop=True) for p in parts
                   if "truth_crop" in p), None)
     parts = [p.drop_vars("truth_crop", errors="ignore") for p in parts]
-    ds = xr.combine_by_coords(parts, combine_attrs="drop", compat="no_conflicts",
-                              join="outer", fill_value=fill_values(parts))
+    # variable by variable: records hold different variables (MC curves only with MC
+    # dropout), and combining whole Datasets would merge groups of records whose filled
+    # ``present`` disagree
+    fills = fill_values(parts)
+    names = list(dict.fromkeys(v for p in parts for v in p.data_vars))
+    columns = [xr.combine_by_coords([p[[v]] for p in parts if v in p], combine_attrs="drop",
+                                    compat="no_conflicts", join="outer",
+                                    fill_value={v: fills.get(v, np.nan)})
+               for v in names]
+    ds = xr.merge(columns, join="outer", compat="no_conflicts", combine_attrs="drop",
+                  fill_value=fills)
     if "num_parameters" in ds:
         ds["num_parameters"] = ds["num_parameters"].max("seed")
     if truth is not None:
