@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from aerialseg import bookcheck
 from aerialseg.book import chapter_names, run_chapter
 from aerialseg.paths import repo_root
 
 CHAPTERS = chapter_names()
+
+PENDING_REWRITE = frozenset(CHAPTERS)
+"""Chapters whose pages may still fail the reader checks of :mod:`aerialseg.bookcheck`
+(issue 17): their problems are printed, not failed. Remove a chapter once it is rewritten;
+a listed chapter that passes fails the test, so the list only shrinks."""
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +71,36 @@ def test_book_builds(executed, tmp_path):
         assert "<img" in page, f"{n} shows no figure"
     check_links_and_images(html)
     check_in_browser(html, tmp_path)
+    check_reader_view(html, tmp_path)
+
+
+def check_reader_view(html: Path, tmp: Path) -> None:
+    """:func:`aerialseg.bookcheck.check_book` on every page; screenshots kept.
+
+    Screenshots of the intro and chapters 03 and 10 at 1400 px go to
+    ``$AERIALSEG_SCREENSHOTS`` (``.ci/run`` sets ``_build/screenshots``, which CI keeps).
+    """
+    import os
+
+    if bookcheck.find_chromium() is None:
+        pytest.skip("chromium not installed (apt-get install chromium): browser check skipped")
+    shots = Path(os.environ.get("AERIALSEG_SCREENSHOTS", tmp / "screenshots"))
+    problems = bookcheck.check_book(html, screenshots=shots)
+    for rel in bookcheck.SCREENSHOT_PAGES:
+        shot = shots / rel.replace("/", "_").replace(".html", ".png")
+        assert shot.exists() and shot.stat().st_size > 20_000, f"no screenshot of {rel}"
+
+    def chapter(page: str) -> str | None:
+        stem = Path(page).stem
+        return stem if stem in CHAPTERS else None
+
+    pending = [p for p in problems if chapter(p.page) in PENDING_REWRITE]
+    if pending:
+        print("pages still to rewrite (issue 17):\n" + bookcheck.report(pending))
+    failing = [p for p in problems if chapter(p.page) not in PENDING_REWRITE]
+    assert not failing, bookcheck.report(failing)
+    clean = sorted(PENDING_REWRITE - {chapter(p.page) for p in pending})
+    assert not clean, f"{clean} pass the reader checks: remove them from PENDING_REWRITE"
 
 
 def check_links_and_images(html: Path) -> None:
@@ -104,7 +140,7 @@ def check_in_browser(html: Path, tmp: Path) -> None:
             assert "mjx-container" in dom, "MathJax did not typeset the math (offline copy?)"
             assert "\\frac" not in dom.split("<mjx-container")[0], "raw TeX left in the page"
         shot = tmp / (Path(rel).stem + ".png")
-        subprocess.run([chromium, *flags, "--window-size=1280,1600", f"--screenshot={shot}",
+        subprocess.run([chromium, *flags, "--window-size=1400,1600", f"--screenshot={shot}",
                         url], capture_output=True, timeout=120)
         assert shot.exists() and shot.stat().st_size > 20_000, f"no screenshot of {rel}"
 

@@ -52,7 +52,7 @@ def test_results_roundtrip(tmp_path, scene_factory):
                                      "metric": "oa", "class": "overall"})) == 1.0
     table = summary_table(back)
     assert list(table.index) == ["a", "b"]
-    assert table.loc["a", "OA"].startswith("100.00")
+    assert table.loc["a", "OA"].startswith("100.0")
     assert np.asarray(back["confusion"]).sum() > 0
 
 

@@ -13,7 +13,7 @@ PKG = Path(aerialseg.__file__).parent
 
 # lowest first; a module may import its own layer or lower ones
 LAYERS: list[tuple[str, ...]] = [
-    ("paths", "profiles", "utils", "config", "validation", "threads", "perf"),
+    ("paths", "profiles", "utils", "config", "validation", "threads", "perf", "display"),
     ("data",),
     ("metrics", "models", "losses", "uncertainty"),
     ("training", "inference"),
@@ -23,8 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("tables", "plots"),
     ("papers",),
     ("registry",),
-    ("chapter", "compare"),
-    ("book", "cli"),
+    ("chapter", "compare", "findings"),
+    ("book", "cli", "pages", "bookcheck"),
 ]
 
 

@@ -92,6 +92,10 @@ def run_chapter(name: str, *, parameters: dict[str, Any], output_dir: str | Path
             papermill.execute_notebook(str(src), str(out), parameters=parameters,
                                        kernel_name="python3", cwd=str(notebooks_dir()),
                                        progress_bar=False, execution_timeout=timeout)
+        # what the reader sees: tags, captioned figures, numbered tables, no machine paths
+        from aerialseg.pages import postprocess_file
+
+        postprocess_file(out, name=name)
         return ChapterRun(name, out, time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - report and go on with the other chapters
         msg = f"{type(exc).__name__}: {exc}"
@@ -144,6 +148,15 @@ def run_book(*, profile: str = "default", dataset: str = "synthetic", device: st
             print(f"\n[book] chapter {r.name} failed (its partial output is {r.output}):\n"
                   f"{r.error}", file=sys.stderr)
         return 1
+    # the introduction's key findings and edition line, from the results files of the
+    # chapters the book shows (another dataset's chapters are written beside them)
+    from aerialseg.findings import write_generated
+
+    try:
+        if not suffix:
+            write_generated(dataset, profile)
+    except Exception as exc:  # noqa: BLE001 - the chapters ran; say why the intro is stale
+        print(f"[book] the introduction's findings were not rewritten: {exc}", file=sys.stderr)
     if build:
         try:
             build_book()

@@ -161,6 +161,16 @@ def cmd_book(args: argparse.Namespace) -> int:
     if args.action == "build":
         build_book()
         return 0
+    if args.action == "check":
+        from aerialseg.bookcheck import main as check_main
+
+        return check_main(html=args.html, screenshots=args.screenshots, pages=args.only)
+    if args.action == "findings":
+        from aerialseg.findings import write_generated
+
+        for path in write_generated(args.dataset, args.profile):
+            print(f"wrote {path}")
+        return 0
     extra = _parse_sets(args.set)
     return run_book(profile=args.profile, dataset=args.dataset, device=args.device,
                     only=args.only, build=not args.no_build, extra=extra, threads=args.threads)
@@ -216,13 +226,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "data_options='{...}'")
     t.set_defaults(func=cmd_train)
 
-    b = sub.add_parser("book", help="run chapters (papermill) and build the book")
-    b.add_argument("action", choices=["run", "build"])
+    b = sub.add_parser("book", help="run chapters (papermill), build or check the book",
+                       description="`run` executes chapters and builds the book; `build` "
+                       "only builds it; `check` opens every built page in headless Chromium "
+                       "and lists what a reader would see wrong (exit 1 if anything); "
+                       "`findings` rewrites the introduction's generated sections.")
+    b.add_argument("action", choices=["run", "build", "check", "findings"])
+    b.add_argument("--html", default=None,
+                   help="check: the built book (default _build/html)")
+    b.add_argument("--screenshots", default=None, metavar="DIR",
+                   help="check: save 1400 px screenshots of the intro, chapters 03 and 10")
     b.add_argument("--profile", default="default")
     b.add_argument("--dataset", default="synthetic")
     b.add_argument("--device", default="auto")
     b.add_argument("--threads", default=None, help=THREADS_HELP)
-    b.add_argument("--only", nargs="*", default=None, help="chapter numbers or names")
+    b.add_argument("--only", nargs="*", default=None,
+                   help="chapter numbers or names (check: page names)")
     b.add_argument("--no-build", action="store_true", help="execute chapters only")
     b.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra chapter parameters")
