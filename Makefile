@@ -14,6 +14,9 @@ export PYTHONUNBUFFERED := 1
 # OpenMP reads OMP_WAIT_POLICY only at start-up, so it is exported to every recipe: passive
 # waiting unless the caller's environment says otherwise.
 THREADS ?=
+# JOBS chapters run side by side (each with the cores divided by JOBS unless THREADS is set):
+# two one-thread chapters train faster than one two-thread chapter on the book's 2 cores
+JOBS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 ifneq ($(strip $(THREADS)),)
 export AERIALSEG_THREADS := $(THREADS)
@@ -34,7 +37,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/aerialseg book run --profile $(PROFILE) --dataset $(DATASET) \
+	$(BIN)/aerialseg book run --profile $(PROFILE) --dataset $(DATASET) --jobs $(JOBS) \
 	  $(if $(strip $(THREADS)),--threads $(THREADS))
 
 test: $(STAMP)

@@ -51,7 +51,8 @@ scale_range = None  # random rescaling of the crops, e.g. (0.5, 2.0)
 base_width = None  # C1 of the U-Nets (64 in the paper); widths double per level
 dropout2d = None  # channel dropout in every double conv of the U-Nets (Mazur: 0.2)
 encoder = None  # encoder of the smp U-Net baseline (resnet34)
-train_mazur = None  # also train Mazur's layout of CSE-UNet (cse_unet_mazur; None: no)
+train_mazur = None  # also train Mazur's layout of CSE-UNet (cse_unet_mazur; None: full only)
+train_smp = None  # also train the smp U-Net baseline (None: not in the default profile)
 
 # %%
 import matplotlib.pyplot as plt
@@ -72,8 +73,9 @@ ch = chapter.start(
     overrides=dict(epochs=epochs, batch_size=batch_size, samples_per_epoch=samples_per_epoch,
                    crop_size=crop_size, lr=lr, momentum=momentum, scale_range=scale_range,
                    base_width=base_width, dropout2d=dropout2d, encoder=encoder),
-    settings=dict(train_mazur=train_mazur))
-methods = [*ABLATION, BASELINE] + (["cse_unet_mazur"] if ch.settings["train_mazur"] else [])
+    settings=dict(train_mazur=train_mazur, train_smp=train_smp))
+methods = ([*ABLATION] + ([BASELINE] if ch.settings["train_smp"] else [])
+           + (["cse_unet_mazur"] if ch.settings["train_mazur"] else []))
 overrides = {k: v for k, v in ch.overrides.items() if v is not None}
 classes = ch.data.classes
 n_bands, n_classes = len(ch.data.bands), classes.num_classes

@@ -16,6 +16,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def registered_papers():
+    """The papers' methods and display names, as in every chapter (the registry is loaded)."""
+    from aerialseg.registry import papers
+
+    papers()
+
+
 @pytest.fixture(autouse=True)
 def isolated_store(tmp_path, monkeypatch):
     """Every test gets its own run store and results folder."""

@@ -18,7 +18,7 @@ def test_failed_chapter_is_named_and_others_still_run(monkeypatch, capsys):
     monkeypatch.setattr(book, "run_chapter", fake_run)
     code = book.run_book(profile="smoke", build=False)
     assert code == 1
-    assert ran == book.chapter_names()  # the failure did not stop the others
+    assert sorted(ran) == book.chapter_names()  # the failure did not stop the others
     err = capsys.readouterr().err
     assert "chapter 01_data failed" in err and "boom" in err
 
@@ -42,3 +42,14 @@ def test_cli_reports_bad_names(capsys, monkeypatch):
     assert "unknown dataset 'atlantis'" in capsys.readouterr().err
     assert main(["train", "fcnn", "--profile", "smoke"]) == 2
     assert "unknown method 'fcnn'" in capsys.readouterr().err
+
+
+def test_schedule_runs_the_data_first_the_comparison_last_and_keeps_chains():
+    from aerialseg.book import chapter_names, schedule
+
+    first, groups, last = schedule(chapter_names())
+    assert first == ["01_data"] and last == ["10_comparison"]
+    assert ["02_patch_cnn", "03_fcn_mfb", "04_uncertainty", "05_ensembles"] in groups
+    flat = [n for g in groups for n in g]
+    assert sorted(flat + first + last) == chapter_names()
+    assert schedule(["03_fcn_mfb", "06_uce"]) == ([], [["06_uce"], ["03_fcn_mfb"]], [])

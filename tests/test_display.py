@@ -10,10 +10,10 @@ from aerialseg.data.classes import DUBAI, ISPRS, LOVEDA
 
 @pytest.mark.parametrize("method, name", [
     ("fcn_mfb", "FCN-MFB"),
-    ("efm_fpn_ctrl", "FPN control (EMA, no EFM)"),
-    ("base_lossd", "U-Net + Lossd"),
+    ("efm_fpn_ctrl", "Control (fine-tune, no EFM)"),
+    ("base_lossd", "CE + Dice + Lossd"),
     ("uce_a10", "U-CE α=10"),
-    ("pixel_baseline", "Per-pixel baseline (logistic regression)"),
+    ("pixel_baseline", "Per-pixel baseline"),
     ("ens_pb_fcn_fcn_mfb_svm", "PB + FCN + FCN-MFB (SVM)"),
     ("ens_fcn_fcn_mfb_mean", "FCN + FCN-MFB (probability mean)"),
     ("ens_pb_fcn_svm_heldout", "PB + FCN (SVM, held-out scene)"),
@@ -31,21 +31,14 @@ def test_method_names(method, name):
 def test_every_registered_method_has_a_short_name():
     from aerialseg.registry import all_methods
 
-    missing = sorted(set(all_methods()) - set(display.METHOD_NAMES))
-    assert not missing, f"add display names for {missing} to aerialseg.display.METHOD_NAMES"
-    assert all(len(n) <= 42 for n in display.METHOD_NAMES.values())
+    for name, spec in all_methods().items():
+        assert spec.label and len(spec.label) <= 42, name
+        assert display.method_name(name) == spec.label
 
 
-def test_unknown_methods_fall_back_to_the_registry_title_then_the_id(monkeypatch):
-    import aerialseg.registry  # noqa: F401 - loaded, as in every chapter
-
-    monkeypatch.delitem(display.METHOD_NAMES, "cse_unet_mazur")
-    assert display.method_name("cse_unet_mazur") == "CSE-UNet, Mazur's layout"
+def test_unknown_methods_fall_back_to_the_id():
     assert display.method_name("my_new_method") == "my new method"
     assert display.method_name("fcn", {"fcn": "Our FCN"}) == "Our FCN"
-    display.register_method_names({"my_new_method": "Mine"})
-    assert display.method_name("my_new_method") == "Mine"
-    monkeypatch.setattr(display, "_registered", {})
 
 
 def test_every_class_of_every_dataset_has_a_name():

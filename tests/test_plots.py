@@ -84,7 +84,7 @@ def test_shared_figures_are_legible_at_the_column_width(name):
 
 def test_figures_use_display_names_and_no_ids():
     texts = " ".join(_texts(plots.per_class_scores(results())))
-    assert "FPN control (EMA, no EFM)" in texts and "Low vegetation" in texts
+    assert "Control (fine-tune, no EFM)" in texts and "Low vegetation" in texts
     assert "efm_fpn_ctrl" not in texts and "low_vegetation" not in texts
 
 

@@ -46,7 +46,7 @@ def test_show_table_known_answer():
     t = show_table(frame(), caption="OA and ECE.", percent=True, na="no probabilities")
     shown = t.shown()
     assert list(shown.columns) == ["Method", "OA", "ECE", "Converged"]
-    assert shown["Method"].tolist() == ["FCN", "FPN control (EMA, no EFM)", "U-CE α=10"]
+    assert shown["Method"].tolist() == ["FCN", "Control (fine-tune, no EFM)", "U-CE α=10"]
     assert shown["OA"].tolist() == ["50.0", "70.0", "90.0"]
     assert shown["ECE"].tolist() == ["3.1", NA, NA]  # ECE in percent like the rest
     assert shown["Converged"].tolist() == ["yes"] * 3

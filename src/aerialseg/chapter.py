@@ -36,6 +36,7 @@ from aerialseg.data.registry import (
     load_split,
     parse_data_options,
 )
+from aerialseg.diagnostics import PixelBaseline, per_pixel_baseline
 from aerialseg.evaluation import Evaluation, PredictionCache, evaluate_model
 from aerialseg.inference import scene_predictor
 from aerialseg.profiles import SEEDS
@@ -217,6 +218,20 @@ class Chapter:
                                    train_seconds=run.train_seconds,
                                    num_parameters=run.num_parameters, extra=values))
         return ev
+
+    def add_pixel_baseline(self, bands: Sequence[str] | None = None) -> PixelBaseline:
+        """Fit and record the per-pixel sanity baseline (:data:`PIXEL_BASELINE`).
+
+        A logistic regression on single pixels' band values, trained on the training split
+        and scored by the same protocol as the models (:func:`aerialseg.diagnostics.
+        per_pixel_baseline`). Every table shows it; a model below it takes part in no
+        verdict. Deterministic, so it is recorded once (first seed).
+        """
+        with self.phase("baseline"):
+            base = per_pixel_baseline(self.data, bands)
+        self.records.append(Record(PIXEL_BASELINE, self.seeds[0], base.evaluation,
+                                   extra={"converged": float(base.converged)}))
+        return base
 
     def prediction_cache(self, run: TrainedRun) -> PredictionCache:
         """The run's predictions on this chapter's scenes, kept beside it in the run store."""

@@ -173,7 +173,8 @@ def cmd_book(args: argparse.Namespace) -> int:
         return 0
     extra = _parse_sets(args.set)
     return run_book(profile=args.profile, dataset=args.dataset, device=args.device,
-                    only=args.only, build=not args.no_build, extra=extra, threads=args.threads)
+                    only=args.only, build=not args.no_build, extra=extra, threads=args.threads,
+                    jobs=args.jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--dataset", default="synthetic")
     b.add_argument("--device", default="auto")
     b.add_argument("--threads", default=None, help=THREADS_HELP)
+    b.add_argument("--jobs", type=int, default=1,
+                   help="chapters run side by side (default 1; `make book` uses 2), each "
+                        "kernel with the cores divided by JOBS unless --threads is given")
     b.add_argument("--only", nargs="*", default=None,
                    help="chapter numbers or names (check: page names)")
     b.add_argument("--no-build", action="store_true", help="execute chapters only")

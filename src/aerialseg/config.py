@@ -109,6 +109,8 @@ class MethodSpec:
     source: str = ""
     samples: str | Callable[..., Any] = "patches"
     setup: Callable[..., Any] | None = None
+    label: str = ""
+    """Short display name for tables and figures (``title`` if empty)."""
 
     @property
     def parameter_names(self) -> frozenset[str]:
@@ -119,10 +121,14 @@ class MethodSpec:
                 **overrides: Any) -> RunConfig:
         """The method's run for ``profile`` with explicit (non-None) overrides.
 
-        Resolution order: ``params`` < ``profiles[profile]`` < overrides.
+        Resolution order: ``params`` < ``profiles[profile]`` < overrides. A profile may
+        replace the paper's architecture (``"model"`` with its complete ``"model_kwargs"``,
+        e.g. the shared CPU backbone of :data:`aerialseg.profiles.SHARED_BACKBONE`) or loss
+        (``"loss"``); the paper's model parameters then do not apply.
 
         Raises:
-            ValueError: unknown profile or parameter name (valid names are listed), or an
+            ValueError: unknown profile or parameter name (valid names are listed), a
+                parameter of an architecture this profile does not train, or an
                 out-of-range value.
         """
         if profile not in self.profiles:
@@ -133,10 +139,27 @@ class MethodSpec:
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} for method {self.name!r}; "
                              f"valid: {sorted(self.parameter_names)}")
+        prof = dict(self.profiles[profile])
+        model = prof.pop("model", self.model)
+        swapped_kwargs = prof.pop("model_kwargs", None)
+        loss = prof.pop("loss", self.loss)
         values: dict[str, Any] = dict(self.params)
-        values.update(self.profiles[profile])
+        values.update(prof)
         values.update({k: coerce(v) for k, v in overrides.items() if v is not None})
-        model_kwargs = {k: values.pop(k) for k in self.model_params if k in values}
+        if model != self.model:
+            # this profile trains another architecture: the paper's parameters do not apply
+            given = sorted(k for k in self.model_params if overrides.get(k) is not None)
+            if given:
+                raise ValueError(
+                    f"{given} set for method {self.name!r}: in profile {profile!r} it trains "
+                    f"the model {model!r} instead of the paper's {self.model!r}, so these "
+                    f"parameters do not apply; use the 'full' profile for the paper's "
+                    f"architecture")
+            for k in self.model_params:
+                values.pop(k, None)
+            model_kwargs = dict(swapped_kwargs or {})
+        else:
+            model_kwargs = {k: values.pop(k) for k in self.model_params if k in values}
         loss_kwargs = {k: values.pop(k) for k in self.loss_params if k in values}
         leftover = set(values) - TRAIN_FIELDS
         if leftover:
@@ -144,7 +167,7 @@ class MethodSpec:
                              "that are neither model, loss nor training parameters")
         train = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                                for k, v in values.items()})
-        return RunConfig(method=self.name, model=self.model, loss=self.loss,
+        return RunConfig(method=self.name, model=model, loss=loss,
                          model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, train=train,
                          in_bands=tuple(in_bands), data=dict(data), profile=profile,
                          spec=self)

@@ -27,41 +27,12 @@ from collections.abc import Callable, Iterable, Mapping
 OVERALL = "overall"
 
 METHOD_NAMES: dict[str, str] = {
-    # Kampffmeyer et al. 2016 (chapters 02-05)
-    "pb": "Patch CNN (PB)",
     "pb (omit border)": "Patch CNN (PB), border omitted",
-    "fcn": "FCN",
-    "fcn_mfb": "FCN-MFB",
-    # Landgraf et al. 2024, U-CE (chapter 06)
-    "ce_dropout": "DeepLabV3+ (CE)",
-    "uce_a1": "U-CE α=1",
-    "uce_a10": "U-CE α=10",
-    # EFM (chapter 07)
-    "efm_fpn_base": "FPN baseline",
-    "efm_fpn": "FPN + EFM",
-    "efm_fpn_ft": "FPN + EFM fine-tune",
-    "efm_fpn_ctrl": "FPN control (EMA, no EFM)",
-    "efm_fpn_cedice": "FPN (CE + Dice)",
-    "efm_pspnet_base": "PSPNet baseline",
-    "efm_pspnet": "PSPNet + EFM",
-    "efm_pspnet_ft": "PSPNet + EFM fine-tune",
-    "efm_pspnet_ctrl": "PSPNet control (EMA, no EFM)",
-    "efm_pspnet_cedice": "PSPNet (CE + Dice)",
-    # Wang & Xie 2020, CSE-UNet, with Mazur 2026 (chapter 08)
-    "unet_plain": "U-Net",
-    "unet_dual_path": "U-Net + dual path",
-    "unet_rfb": "U-Net + RFB skips",
-    "cse_unet": "CSE-UNet",
-    "cse_unet_mazur": "CSE-UNet (Mazur's layout)",
-    "smp_unet_r34": "U-Net, ResNet-34 (smp)",
-    # Ma et al. 2026, distance loss (chapter 09)
-    "base": "U-Net (CE + Dice)",
-    "base_lossd": "U-Net + Lossd",
-    "base_boundary": "U-Net + boundary loss",
     # the per-pixel classifier every model must beat (stats.sanity_flags)
-    "pixel_baseline": "Per-pixel baseline (logistic regression)",
+    "pixel_baseline": "Per-pixel baseline",
 }
-"""Short display name of every method id (keep them under about 30 characters)."""
+"""Display names of composite ids; methods bring their own (``MethodSpec.label``, registered
+by :mod:`aerialseg.registry`)."""
 
 ENSEMBLE_MEMBERS: dict[str, str] = {"pb": "PB", "fcn": "FCN", "fcn_mfb": "FCN-MFB"}
 """Member ids of the ensembles (chapter 05) and their names inside an ensemble's name."""

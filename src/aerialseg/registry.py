@@ -25,6 +25,7 @@ from aerialseg.config import (
     PaperResult,
     RunConfig,
 )
+from aerialseg.display import register_method_names
 from aerialseg.profiles import PROFILES, check_profile
 
 
@@ -54,6 +55,7 @@ def papers() -> dict[str, Paper]:
                                    f"and {paper.key}")
             chapters[chapter] = paper.key
         found[paper.key] = paper
+        register_method_names({n: s.label or s.title for n, s in paper.methods.items()})
     return found
 
 

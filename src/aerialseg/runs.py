@@ -77,7 +77,7 @@ from aerialseg.utils import (
     to_plain,
 )
 
-STORE_VERSION = 2
+STORE_VERSION = 3
 """The one versioning mechanism of the run store: it is part of every run key, so bumping
 it makes every stored run stale. Bump it when a change to training, to the key material or
 to the file format makes stored runs wrong or unreadable.
@@ -141,9 +141,22 @@ def with_data_fingerprint(cfg: RunConfig, data: SplitData) -> RunConfig:
     return replace(cfg, data={**cfg.data, "fingerprint": data_fingerprint(data)})
 
 
+def _hook_name(hook: Any) -> str | None:
+    if hook is None or isinstance(hook, str):
+        return hook
+    return f"{getattr(hook, '__module__', '?')}.{getattr(hook, '__qualname__', repr(hook))}"
+
+
 def _key_material(cfg: RunConfig) -> dict[str, Any]:
     material = {"store_version": STORE_VERSION, **cfg.to_dict()}
-    material.pop("profile", None)  # the resolved values matter, not the profile's name
+    # the resolved values matter, not the names: two methods that train the same thing
+    # (e.g. a chapter's CE baseline on the shared CPU backbone and the FCN of chapter 03)
+    # are the same runs; the hooks are part of what is trained
+    material.pop("profile", None)
+    material.pop("method", None)
+    spec = cfg.spec
+    material["hooks"] = ([_hook_name(spec.samples), _hook_name(spec.setup)]
+                         if spec is not None else None)
     # every data setting with its value, whether or not DataConfig.to_dict left defaults out
     defaults = {f.name: f.default for f in fields(DataConfig)}
     material["data"] = {**to_plain(defaults), **material["data"]}
@@ -167,7 +180,7 @@ def run_key(cfg: RunConfig, data: SplitData | None = None) -> str:
 
 def run_path(cfg: RunConfig, data: SplitData | None = None) -> Path:
     """Folder of this configuration in the run store (see :func:`run_key` for ``data``)."""
-    return paths.runs_dir() / f"{cfg.method}-{run_key(cfg, data)}"
+    return paths.runs_dir() / f"{cfg.model}-{cfg.loss}-{run_key(cfg, data)}"
 
 
 # ------------------------------------------------------------------------- method hooks
@@ -471,7 +484,7 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
     device = torch.device(device)
     cfg = with_data_fingerprint(cfg, data)
     key = run_key(cfg)
-    folder = paths.runs_dir() / f"{cfg.method}-{key}"
+    folder = paths.runs_dir() / f"{cfg.model}-{cfg.loss}-{key}"
     main = is_main_process()
     with _run_lock(folder, log) if main else contextlib.nullcontext():
         try:

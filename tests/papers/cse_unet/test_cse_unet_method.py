@@ -55,16 +55,21 @@ def test_full_profile_is_the_papers_training(name):
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])
-def test_cpu_profiles_shrink_width_and_training_not_the_optimiser(profile):
-    full = resolved("cse_unet").train
+def test_cpu_profiles_train_every_variant_alike_and_the_paper_in_full(profile):
+    full = resolved("cse_unet")
+    assert (full.loss, full.train.lr, full.train.momentum) == ("ce", 1e-3, 0.99)
+    trains = set()
     for name in (*cse.ABLATION, cse.BASELINE):
         cfg = resolved(name, profile)
         t = cfg.train
-        assert t.epochs * t.samples_per_epoch <= 1024
-        assert t.crop_size < full.crop_size
-        assert (t.lr, t.momentum, t.batch_size) == (full.lr, full.momentum, full.batch_size)
+        assert t.epochs * t.samples_per_epoch <= 4096
+        assert t.crop_size < full.train.crop_size
+        # one training for the whole ablation: balanced CE that learns cars in the budget
+        assert cfg.loss == "ce_mfb" and t.sampler == "grid" and t.scale_range is None
+        trains.add((t.lr, t.momentum, t.batch_size, t.crop_size, t.epochs))
         if name != cse.BASELINE:
             assert cfg.model_kwargs["base_width"] <= 16
+    assert len(trains) == 1
     # explicit values override the profile
     assert resolved("cse_unet", profile, base_width=4).model_kwargs["base_width"] == 4
 

@@ -63,8 +63,16 @@ def test_methods_registered_and_stages_differ_only_in_the_map():
             assert cfg["ft"]["loss_kwargs"]["efm_start_epoch"] == 0
             assert cfg["ft"]["train"]["ema_decay"] and not cfg["base"]["train"]["ema_decay"]
             t = cfg["base"]["train"]
-            assert (t["optimizer"], t["lr"], t["weight_decay"], t["schedule"],
-                    t["grad_clip"]) == ("adamw", 5e-4, 1e-4, "cosine", 1.0)
+            if profile == "full":  # the paper's recipe and architectures
+                assert (t["optimizer"], t["lr"], t["weight_decay"], t["schedule"],
+                        t["grad_clip"]) == ("adamw", 5e-4, 1e-4, "cosine", 1.0)
+                assert cfg["base"]["model"] == M.ARCHS[arch]
+            else:  # the shared backbone and its training (aerialseg.profiles)
+                assert cfg["base"]["model"] == "fcn"
+                fcn = resolve_run("fcn", profile=profile, in_bands=BANDS,
+                                  data={}).to_dict()["train"]
+                assert {k: v for k, v in cfg["base"]["train"].items() if k != "epochs"} == {
+                    k: v for k, v in fcn.items() if k != "epochs"}
     full = resolve_run("efm_fpn_ft", profile="full", in_bands=BANDS, data={})
     assert full.model_kwargs["encoder"] == "resnet34" and full.train.ema_decay == 0.999
     assert full.model_kwargs["encoder_weights"] is None and full.train.epochs == 15
@@ -209,11 +217,11 @@ def test_online_schedule_switches_the_loss_source():
 # --------------------------------------------------------------------------- stages
 
 
-def _ctx(method: str, scene_factory, **overrides) -> RunContext:
+def _ctx(method: str, scene_factory, profile: str = "smoke", **overrides) -> RunContext:
     scenes = [scene_factory("a", size=64, seed=0), scene_factory("b", size=64, seed=1)]
     val = [scene_factory("v", size=64, seed=2, split="val")]
     data = SplitData(DataConfig(dataset="synthetic"), scenes, val)
-    cfg = resolve_run(method, profile="smoke", in_bands=BANDS, data=data.cfg.to_dict(),
+    cfg = resolve_run(method, profile=profile, in_bands=BANDS, data=data.cfg.to_dict(),
                       seed=0, **overrides)
     from aerialseg.models.registry import build_model
 
@@ -260,9 +268,9 @@ def test_finetune_stage_starts_from_the_init_run(scene_factory):
         assert torch.equal(v, weights[k]), k
     assert cbs[0].start_epoch == 0
     # a run of another model cannot seed the fine-tuning
-    other = _ctx("efm_pspnet", scene_factory, encoder="resnet34")
+    other = _ctx("efm_pspnet", scene_factory, profile="full", encoder="resnet18")
     _store_run(other, "efm_pspnet-r34")
-    with pytest.raises(ValueError, match="model_kwargs"):
+    with pytest.raises(ValueError, match="has model"):
         M.setup_efm(_ctx("efm_pspnet_ctrl", scene_factory, init_run="efm_pspnet-r34"))
 
 

@@ -41,7 +41,9 @@ def _cfg(method: str, **kw):
 
 def test_methods_share_model_optimiser_and_base_loss():
     cfgs = {n: _cfg(n, profile="default") for n in ("base", "base_lossd", "base_boundary")}
-    assert {c.model for c in cfgs.values()} == {"unet_plain"}
+    assert {c.model for c in cfgs.values()} == {"fcn"}  # the shared CPU backbone
+    assert {resolve_run(n, profile="full", in_bands=BANDS, data={}).model
+            for n in cfgs} == {"unet_plain"}
     assert len({(str(c.model_kwargs), c.train) for c in cfgs.values()}) == 1
     assert {c.loss for c in cfgs.values()} == {"ce_dice", "lossd", "boundary"}
     assert all(c.loss_kwargs["label_smoothing"] == 0.05 for c in cfgs.values())

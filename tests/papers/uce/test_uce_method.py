@@ -56,14 +56,22 @@ def cfg(method: str, **kw):
 def test_methods_share_model_and_optimiser(profile):
     cfgs = {m: resolve_run(m, profile=profile, in_bands=BANDS, data={}) for m in uce.METHOD_NAMES}
     ce, a1, a10 = (cfgs[m] for m in uce.METHOD_NAMES)
-    assert ce.model == a1.model == "smp_deeplabv3plus"
     assert ce.model_kwargs == a1.model_kwargs == a10.model_kwargs
-    assert ce.model_kwargs["encoder"] == "resnet18" and ce.model_kwargs["encoder_dropout"] == 0.2
     assert ce.train == a1.train == a10.train
     t = ce.train
-    assert (t.optimizer, t.momentum, t.weight_decay, t.lr, t.decoder_lr_mult, t.schedule) == (
-        "sgd", 0.9, 1e-4, 0.01, 10.0, "poly")
-    assert t.sampler == "random_crop" and t.scale_range == (0.5, 2.0)
+    if profile == "full":  # the paper's DeepLabV3+ and recipe
+        assert ce.model == a1.model == "smp_deeplabv3plus"
+        assert ce.model_kwargs["encoder"] == "resnet18"
+        assert ce.model_kwargs["encoder_dropout"] == 0.2
+        assert (t.optimizer, t.momentum, t.weight_decay, t.lr, t.decoder_lr_mult,
+                t.schedule) == ("sgd", 0.9, 1e-4, 0.01, 10.0, "poly")
+        assert t.sampler == "random_crop" and t.scale_range == (0.5, 2.0)
+    else:  # the shared backbone: the CE baseline is chapter 03's FCN, the same runs
+        assert ce.model == "fcn"
+        from aerialseg.runs import run_key
+
+        fcn = resolve_run("fcn", profile=profile, in_bands=BANDS, data={})
+        assert run_key(ce) == run_key(fcn)
     # a last batch of one sample would break DeepLabV3+'s image-pooling BatchNorm
     assert t.samples_per_epoch % t.batch_size == 0
     assert ce.loss == "ce" and a1.loss == a10.loss == "uce"

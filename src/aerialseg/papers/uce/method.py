@@ -28,6 +28,7 @@ from aerialseg.config import MethodSpec
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.losses.uce import UNCERTAINTY_KINDS, uce_uncertainty
 from aerialseg.models.mc import MC_BN_MODES, mc_train_probs
+from aerialseg.profiles import backbone
 from aerialseg.runs import RunContext
 from aerialseg.training import Callback, TrainState
 
@@ -51,34 +52,31 @@ _TRAIN = {
 _UCE = {"uce_mc_samples": 10, "uce_uncertainty": "predicted_class_std",
         "uce_start_epoch": 0, "uce_mc_bn": "train"}
 
-# CPU profiles scale the network and the training down (stated in the chapter). The
-# batch sizes divide samples_per_epoch: DeepLabV3+'s image-pooling BatchNorm cannot train
-# on a last batch of one sample.
+# The CPU and GPU profiles train the study's shared backbone (aerialseg.profiles) with the
+# same training for every method: the CE baseline is then the same runs as chapter 03's
+# FCN, and U-CE differs from it only in its loss. ``full`` is the paper's DeepLabV3+.
 _PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"encoder_depth": 3, "decoder_channels": 16, "decoder_atrous_rates": (2, 4, 6),
-              "crop_size": 64, "batch_size": 4, "samples_per_epoch": 8, "epochs": 1},
-    "default": {"encoder_depth": 4, "decoder_channels": 64, "decoder_atrous_rates": (2, 4, 6),
-                "crop_size": 96, "batch_size": 8, "samples_per_epoch": 64, "epochs": 4},
-    "gpu": {"encoder_depth": 4, "decoder_channels": 64, "decoder_atrous_rates": (2, 4, 6),
-            "crop_size": 96, "batch_size": 8, "samples_per_epoch": 64, "epochs": 4},
+    "smoke": backbone("smoke"),
+    "default": backbone("default"),
+    "gpu": backbone("gpu"),
     "full": {"epochs": 50, "samples_per_epoch": 320},
 }
 _UCE_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"uce_mc_samples": 2},
     "default": {"uce_mc_samples": 3},
-    "gpu": {"uce_mc_samples": 3},
+    "gpu": {"uce_mc_samples": 5},
     "full": {},
 }
 
 SOURCE = "Landgraf et al. 2024 (U-CE), code StevenLandgraf/U-CE"
 
 
-def _spec(name: str, title: str, loss: str, extra: dict[str, Any]) -> MethodSpec:
+def _spec(name: str, title: str, loss: str, extra: dict[str, Any], label: str) -> MethodSpec:
     uce = loss == "uce"
     params = {**_MODEL, **_TRAIN, **extra}
     profiles = {p: {**_PROFILES[p], **(_UCE_PROFILES[p] if uce else {})} for p in _PROFILES}
     return MethodSpec(
-        name=name, title=title, model="smp_deeplabv3plus", loss=loss, params=params,
+        name=name, title=title, label=label, model="smp_deeplabv3plus", loss=loss, params=params,
         model_params=tuple(_MODEL),
         loss_params=("uce_exponent", *_UCE) if uce else (),
         profiles=profiles, source=SOURCE,
@@ -189,7 +187,10 @@ def setup_uce(ctx: RunContext) -> list[Callback]:
 
 
 METHODS: dict[str, MethodSpec] = {
-    "ce_dropout": _spec("ce_dropout", "CE baseline (DeepLabV3+ with MC dropout)", "ce", {}),
-    "uce_a1": _spec("uce_a1", "U-CE, alpha = 1", "uce", {"uce_exponent": 1.0, **_UCE}),
-    "uce_a10": _spec("uce_a10", "U-CE, alpha = 10", "uce", {"uce_exponent": 10.0, **_UCE}),
+    "ce_dropout": _spec("ce_dropout", "CE baseline (the same network with MC dropout)", "ce",
+                        {}, "CE (dropout network)"),
+    "uce_a1": _spec("uce_a1", "U-CE, alpha = 1", "uce", {"uce_exponent": 1.0, **_UCE},
+                    "U-CE α=1"),
+    "uce_a10": _spec("uce_a10", "U-CE, alpha = 10", "uce", {"uce_exponent": 10.0, **_UCE},
+                     "U-CE α=10"),
 }
