@@ -180,7 +180,7 @@ for arch in archs:
         name = method_name(arch, stage)
         cfg = ch.resolve(name, overrides=stage_overrides[stage])
         t, lk = cfg.train, cfg.loss_kwargs
-        rows[name] = {"model": f"{cfg.model} {cfg.model_kwargs['encoder']}",
+        rows[name] = {"model": f"{cfg.model} {cfg.model_kwargs.get('encoder', '')}",
                       "epochs": t.epochs, "lr": t.lr, "EMA": t.ema_decay or "–",
                       "crop": t.crop_size, "batch": t.batch_size,
                       "samples/epoch": t.samples_per_epoch,

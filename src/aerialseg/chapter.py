@@ -131,6 +131,17 @@ class Chapter:
         finally:
             self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
 
+    def edition(self) -> str:
+        """One sentence for the top of a chapter's results: what produced them."""
+        seeds = ", ".join(map(str, self.seeds))
+        data = (f"{len(self.data.train)} training and {len(self.data.val)} validation "
+                f"scenes of `{self.dataset}`")
+        variant = "" if not self.variant else (
+            " Parameters set explicitly: " + ", ".join(f"`{k}={v}`"
+                                                      for k, v in self.variant.items()) + ".")
+        return (f"These results come from the `{self.profile}` profile on {self.hardware}, "
+                f"seeds {seeds}, {data}.{variant}")
+
     def overrides_for(self, method: str) -> dict[str, Any]:
         """The chapter's non-None method parameters that ``method`` declares."""
         return declared(method, self.overrides)

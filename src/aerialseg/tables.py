@@ -483,3 +483,35 @@ def summary_table(ds: xr.Dataset, *, protocol: str = "eroded",
         if "ece" in metrics else []
     return show_table(out, caption=caption, rows="method", na=na, notes=notes,
                       split=groups if len(groups) > 1 else "auto")
+
+
+def verdict_table(verdicts: Sequence[Any], claims: Sequence[Any], *, caption: str,
+                  names: Mapping[str, str] | None = None) -> Table:
+    """The papers' claims judged on our runs, one row per claim, each with its interval.
+
+    Columns: the claim, the source's effect, ours (estimate and 95 % interval, in points),
+    paired seeds, the verdict (supported / contradicted / inconclusive / untestable) and why
+    a claim is untestable. ``verdicts[i]`` judges ``claims[i]`` (:func:`aerialseg.stats.
+    judge`).
+    """
+    if len(verdicts) != len(claims):
+        raise ValueError(f"{len(verdicts)} verdicts for {len(claims)} claims")
+    rows = []
+    for v, c in zip(verdicts, claims, strict=True):
+        paper = getattr(c, "paper_delta", None)
+        finite = all(isinstance(x, float) and np.isfinite(x)
+                     for x in (v.estimate, v.low, v.high))
+        ours = (f"{100 * v.estimate:+.1f} [{100 * v.low:+.1f}, {100 * v.high:+.1f}]"
+                if finite else "–")
+        rows.append({"claim": f"{c.text} ({c.source})",
+                     "paper": "–" if paper is None else f"{paper:+.1f}",
+                     "ours [95 % interval]": ours, "seeds": str(v.n_seeds),
+                     "verdict": v.verdict,
+                     "why untestable": (v.reason or "–") if v.verdict == "untestable"
+                     else "–"})
+    df = pd.DataFrame(rows)
+    return show_table(df, caption=caption, rows=None, columns=None, index=False,
+                      na="no number (the claim gives none, or it cannot be computed)",
+                      notes=("Effects in points (method minus baseline); the interval is the "
+                             "95 % percentile interval of the paired bootstrap over seeds and "
+                             "spatial blocks (see the protocol page).",))

@@ -54,7 +54,8 @@ def hardware_description(device: torch.device | str = "cpu") -> str:
                 break
     except OSError:
         pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"CPU: {cpu}, {n} thread{'s' if n != 1 else ''}"
 
 
 def git_commit() -> str:
