@@ -299,7 +299,7 @@ def test_sanity_flags(scenes):
                                histories={"good": {0: flat, 1: falling}})
     assert flags["pixel"] is None
     assert "seed 1 has not converged" in flags["good"]
-    assert "below the per-pixel baseline pixel" in flags["bad"]
+    assert "below the per-pixel baseline (mean F1" in flags["bad"]
     v = stats.judge(ds, claim("good", "pixel"), flags=flags)
     assert v.verdict == "untestable" and "not converged" in v.reason
 

@@ -253,14 +253,21 @@ class Chapter:
         self.records.append(Record(label, seed, evaluation, **kwargs))
 
     def training_table(self) -> pd.DataFrame:
-        """One row per trained run: epochs, optimiser steps, final loss, time, reused."""
+        """One row per trained run: epochs, steps, final loss, converged, time, reused.
+
+        ``converged`` is the study's rule (:func:`aerialseg.stats.convergence`); the time is
+        the run store's record of the training, also for a run reused from the store.
+        """
         rows = []
         for (method, seed), run in self.runs.items():
             hist = run.history
+            conv = stats.convergence(hist)
             rows.append({"method": method, "seed": seed, "epochs": len(hist),
                          "steps": sum(int(h.get("steps", 0)) for h in hist) or None,
                          "final loss": hist[-1]["loss"] if hist else float("nan"),
-                         "training (s)": run.train_seconds, "reused": run.reused})
+                         "converged": "yes" if conv.converged else "no",
+                         "training (s)": run.train_seconds,
+                         "reused": "yes" if run.reused else "no"})
         return pd.DataFrame(rows)
 
     def verdicts(self, ds: xr.Dataset, *, protocol: str = "eroded") -> list[stats.Verdict]:

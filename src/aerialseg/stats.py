@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from aerialseg.display import method_name
 from aerialseg.metrics import batch_scores
 
 LEVEL = 0.95
@@ -414,11 +415,11 @@ def judge(ds: xr.Dataset, claim: Any, *, protocol: str = "eroded",
     reasons = []
     for m in (method, baseline):
         if flags and flags.get(m):
-            reasons.append(f"{m}: {flags[m]}")
+            reasons.append(f"{method_name(m)}: {flags[m]}")
         if converged is not None and converged.get(m, True) is False:
-            reasons.append(f"{m} has not converged")
+            reasons.append(f"{method_name(m)} has not converged")
         if baseline_ok is not None and baseline_ok.get(m, True) is False:
-            reasons.append(f"{m} is below the per-pixel baseline")
+            reasons.append(f"{method_name(m)} is below the per-pixel baseline")
     names, evaluated = _classes(ds)
     try:
         metric_key(metric, cls)
@@ -666,8 +667,8 @@ def sanity_flags(ds: xr.Dataset, *, pixel_baseline: str | None = None,
             v = sc.sel({"method": m}).values
             mean = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
             if not mean >= base:
-                reasons.append(f"below the per-pixel baseline {pixel_baseline} "
-                               f"({100 * mean:.1f} vs {100 * base:.1f})")
+                reasons.append(f"below the per-pixel baseline ({metric_label(metric, cls)} "
+                               f"{100 * mean:.1f} vs {100 * base:.1f})")
         out[m] = "; ".join(reasons) or None
     return out
 

@@ -503,14 +503,15 @@ def verdict_table(verdicts: Sequence[Any], claims: Sequence[Any], *, caption: st
                      for x in (v.estimate, v.low, v.high))
         ours = (f"{100 * v.estimate:+.1f} [{100 * v.low:+.1f}, {100 * v.high:+.1f}]"
                 if finite else "–")
-        rows.append({"claim": f"{c.text} ({c.source})",
+        text = c.text[:1].upper() + c.text[1:]
+        rows.append({"claim": f"{text} ({c.source})",
                      "paper": "–" if paper is None else f"{paper:+.1f}",
                      "ours [95 % interval]": ours, "seeds": str(v.n_seeds),
                      "verdict": v.verdict,
                      "why untestable": (v.reason or "–") if v.verdict == "untestable"
                      else "–"})
     df = pd.DataFrame(rows)
-    return show_table(df, caption=caption, rows=None, columns=None, index=False,
+    return show_table(df, caption=caption, rows=None, columns=None, index=False, split=None,
                       na="no number (the claim gives none, or it cannot be computed)",
                       notes=("Effects in points (method minus baseline); the interval is the "
                              "95 % percentile interval of the paired bootstrap over seeds and "
