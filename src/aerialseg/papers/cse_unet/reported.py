@@ -99,6 +99,20 @@ MAZUR_PHASE2_IOU = {"impervious": 0.56, "building": 0.66, "low_vegetation": 0.61
 """Mazur's phase-2 per-class IoU on a 10 % subset of validation (his repo file gives
 clutter 0.009 instead, which conflicts)."""
 
+MAZUR_CLUTTER_IOU_REPO = 0.009
+"""Clutter IoU of the same phase-2 evaluation in Mazur's repository (the slides say 0.34)."""
+
+MAZUR_LAYOUT = (
+    "the stack and the dilated convolution of every RFB skip run in parallel on the skip "
+    "features and are concatenated (the paper chains them); the auxiliary path starts from "
+    "the input image and each later link takes the fused features of the level before (the "
+    "paper's links form a chain of their own, starting from the first level's features); the "
+    "level-3 stack is a 1×1 convolution where the paper's is 3×3, and every double "
+    "convolution ends in channel dropout (Dropout2d, 0.2)"
+)
+"""How Mazur's (2026) implementation differs from the paper's layout
+(:data:`aerialseg.models.cse_unet.MAZUR_2026`)."""
+
 MAZUR_SETUP = ("fastai fit_one_cycle, lr from the lr-finder (about 1e-4), weight decay 5e-4, "
                "effective batch 16, fp16, Dropout2d 0.2 in every double conv")
 
@@ -106,8 +120,7 @@ MAZUR_NOT_COMPARABLE = (
     "his own 512 px Potsdam tiles (cut with the CSE split), 7 labels including 'undefined', "
     "fastai's JaccardCoeffMulti and accuracy computed over his validation tiles (not one "
     "confusion matrix over the five ISPRS classes with eroded ground truth), a different "
-    "optimiser and schedule, and his own layout of the network (parallel RFB branches, "
-    "auxiliary path fed from the fused features, about 37.0 M parameters)"
+    "optimiser and schedule (fastai's one-cycle), and his own layout of the network"
 )
 """Why Mazur's numbers cannot be compared with the paper's or ours."""
 
@@ -116,7 +129,7 @@ def table1() -> pd.DataFrame:
     """Table 1 as a DataFrame indexed by the paper's row titles (%)."""
     df = pd.DataFrame.from_dict(TABLE1, orient="index")
     df.index = [TABLE1_TITLES[k] for k in df.index]
-    df.columns = ["Potsdam mIoU", "Potsdam mF1", "Vaihingen mIoU", "Vaihingen mF1"]
+    df.columns = ["Potsdam mIoU", "Potsdam mean F1", "Vaihingen mIoU", "Vaihingen mean F1"]
     return df
 
 
@@ -127,8 +140,9 @@ def per_class_table(dataset: str = "vaihingen") -> pd.DataFrame:
         raise ValueError(f"dataset must be one of {sorted(tables)}, got {dataset!r}")
     rows = {}
     for key, row in tables[dataset].items():
-        cells = {c: f"{row[c][0]:.2f}/{row[c][1]:.2f}" for c in ISPRS5}  # type: ignore[index]
-        cells |= {"mIoU": f"{row['miou']:.2f}", "mF1": f"{row['mf1']:.2f}",
+        cells = {c: f"{row[c][0]:.2f}\u00a0/\u00a0{row[c][1]:.2f}"  # type: ignore[index]
+                 for c in ISPRS5}
+        cells |= {"mIoU": f"{row['miou']:.2f}", "mean F1": f"{row['mf1']:.2f}",
                   "OA": f"{row['oa']:.2f}"}
         rows[TABLE_MODEL_TITLES[key]] = cells
     return pd.DataFrame.from_dict(rows, orient="index")
