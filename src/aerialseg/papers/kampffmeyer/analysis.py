@@ -1,10 +1,17 @@
 """The Kampffmeyer chapters' analyses: the patch CNN's layers, its dense-inference check.
 
-Also the coverage of a single scene at a target accuracy (chapter 04).
+Chapter 02: the layer table, dense inference against per-patch classification, the cost of
+training the patch CNN densely on crops with a sampled-centre loss mask (and the proof that
+it is the patch batch's gradient when batch norm and dropout are off). Chapters 02 and 03:
+the resolved settings beside the paper's, the sanity gates of every method, our scores
+beside the paper's Table 1, the training table. Chapter 04: the coverage of a single scene
+at a target accuracy.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,8 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+import xarray as xr
 from torch import nn
 
+from aerialseg import stats as study_stats
+from aerialseg.config import RunConfig
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.patch_sampling import PatchCentres, extract_patches
 from aerialseg.models.patch_cnn import predict_dense
@@ -120,3 +131,374 @@ def coverage_on_scene(maps: Mapping[str, np.ndarray], kind: str = "mean_class_st
     tc = ThresholdCurve()
     tc.update(np.nan_to_num(maps[kind]), pred == truth, mask)
     return tc.coverage_at_accuracy(tuple(targets))
+
+
+# ----------------------------------------------------------------------------- dense training
+
+DENSE_TRAINING_TRIAL: dict[str, Any] = {
+    "patch_step_s": 0.32, "dense_step_s": 3.4, "patches": 32, "crops": 4, "crop_size": 129,
+    "threads": 1, "widths": "the default profile's (conv 8, 16, 24, 32; fc 128)",
+    "run_s": 190, "steps": 600,
+}
+"""What decided how the default profile trains the patch CNN (issue 19), measured by us on
+the book's machine (2-core AMD EPYC, one thread): one SGD step on a batch of 32 patches of
+65 px took ``patch_step_s``; one step on 4 crops of 129 px (65 x 65 outputs each, fc1 as an
+FFT convolution, a sampled-centre loss mask) took ``dense_step_s``. A whole default run
+(``steps`` steps of 32 patches) took about ``run_s`` seconds and converged. The chapter
+measures both steps again on its own hardware (:func:`training_step_seconds`)."""
+
+
+def centre_patches(crops: torch.Tensor, centres: torch.Tensor, patch_size: int
+                   ) -> torch.Tensor:
+    """The ``patch_size`` patches of ``crops`` whose dense output pixel is ``centres``.
+
+    Args:
+        crops: (B, C, H, W) input crops.
+        centres: (n, 3) integer rows ``(crop, row, col)`` in the coordinates of the dense
+            output, i.e. of the patch's top-left corner in the crop (the patch's centre
+            pixel is at ``row + patch_size // 2``, ``col + patch_size // 2``).
+        patch_size: the patch side.
+
+    Returns:
+        (n, C, patch_size, patch_size) patches (copies).
+    """
+    return torch.stack([crops[b, :, r:r + patch_size, c:c + patch_size]
+                        for b, r, c in centres.tolist()])
+
+
+def dense_centre_loss(model: nn.Module, crops: torch.Tensor, centres: torch.Tensor,
+                      labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the dense output at sampled centres (a sampled-centre loss mask).
+
+    The patch CNN run on a crop gives one output per patch of the crop; the loss is the mean
+    cross-entropy at the ``centres`` only (the other outputs are masked out), so the step
+    sees the same patches as a batch of ``len(centres)`` patches would.
+
+    Args:
+        model: a patch CNN (any module mapping (B, C, H, W) to (B, K, H - P + 1, W - P + 1)).
+        crops: (B, C, H, W) input crops.
+        centres: (n, 3) ``(crop, row, col)`` in output coordinates (:func:`centre_patches`).
+        labels: (n,) class of each centre.
+    """
+    logits = model(crops)
+    b, r, c = centres.T
+    return F.cross_entropy(logits[b, :, r, c], labels)
+
+
+def patch_batch_loss(model: nn.Module, crops: torch.Tensor, centres: torch.Tensor,
+                     labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the same centres classified as a batch of patches (1 x 1 outputs)."""
+    patches = centre_patches(crops, centres, int(model.patch_size))
+    return F.cross_entropy(model(patches)[:, :, 0, 0], labels)
+
+
+def training_step_seconds(model: nn.Module, *, in_channels: int, patches: int = 32,
+                          crops: int = 4, crop_size: int = 129, repeats: int = 2,
+                          seed: int = 0, device: torch.device | str = "cpu"
+                          ) -> dict[str, float]:
+    """Time one training step (forward and backward) of patch and of dense training.
+
+    *Patch training*: a batch of ``patches`` patches (1 x 1 output each; fc1 a plain matrix
+    product), as the study trains the patch CNN. *Dense training*: ``crops`` crops of
+    ``crop_size`` px, fc1 as an FFT convolution with its weight gradient, the loss at
+    ``patches`` sampled centres (:func:`dense_centre_loss`). Both in training mode (batch
+    norm on batch statistics, dropout on), on a copy of ``model`` (its weights and running
+    statistics are left as they are). Random inputs: the cost does not depend on them.
+
+    Returns:
+        ``patch_s`` and ``dense_s`` (the faster of ``repeats`` steps), ``patch_outputs`` and
+        ``dense_outputs`` (labelled outputs a step could use: ``patches``, and every output
+        pixel of the crops), ``ratio`` (dense / patch seconds).
+    """
+    net = copy.deepcopy(model).to(device).train()
+    p = int(net.patch_size)
+    if crop_size < p:
+        raise ValueError(f"crop_size {crop_size} is smaller than the patch ({p} px)")
+    g = torch.Generator().manual_seed(seed)
+    k = int(net.num_classes)
+    side = crop_size - p + 1
+    x = torch.randn(crops, in_channels, crop_size, crop_size, generator=g).to(device)
+    centres = torch.stack([torch.randint(0, crops, (patches,), generator=g),
+                           torch.randint(0, side, (patches,), generator=g),
+                           torch.randint(0, side, (patches,), generator=g)], 1)
+    labels = torch.randint(0, k, (patches,), generator=g).to(device)
+    batch = centre_patches(x, centres, p)
+
+    def step(fn: Any) -> float:
+        net.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        fn().backward()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    mode = net.fc1.mode
+    try:
+        net.fc1.mode = "direct"
+        t_patch = min(step(lambda: F.cross_entropy(net(batch)[:, :, 0, 0], labels))
+                      for _ in range(repeats))
+        net.fc1.mode = "fft"
+        t_dense = min(step(lambda: dense_centre_loss(net, x, centres, labels))
+                      for _ in range(repeats))
+    finally:
+        net.fc1.mode = mode
+    return {"patch_s": t_patch, "dense_s": t_dense, "patch_outputs": float(patches),
+            "dense_outputs": float(crops * side * side), "ratio": t_dense / t_patch}
+
+
+# ----------------------------------------------------------------------------- settings
+
+_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("patch_size", "Patch side (px)"),
+    ("conv_widths", "Conv layer widths"),
+    ("fc_width", "fc1/fc2 width"),
+    ("widths", "Conv set widths"),
+    ("dropout_p", "Dropout"),
+    ("samples_per_class", "Patches per class"),
+    ("car_rotations", "Rotations per car"),
+    ("mfb_frequency", "MFB class frequency"),
+    ("crop_size", "Training crop (px)"),
+    ("batch_size", "Batch"),
+    ("epochs", "Epochs (passes)"),
+    ("samples_per_epoch", "Samples per pass"),
+    ("steps", "Optimiser steps"),
+    ("optimizer", "Optimiser"),
+    ("lr", "Learning rate"),
+    ("schedule", "Schedule"),
+    ("grad_clip", "Gradient-norm clip"),
+)
+
+
+def _value_text(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v))
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def settings_table(cfgs: Mapping[str, RunConfig], *,
+                   samples: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """The resolved settings of runs side by side (rows: settings, columns: ``cfgs`` keys).
+
+    Model, sampler and training settings that any of the runs has; the crop side is left out
+    for patch runs, which train on patches. The number of optimiser steps is
+    ``epochs x ceil(samples_per_epoch / batch)``; when an epoch is every training sample it
+    needs the number of samples, ``samples[label]`` (else the row says "all samples, each
+    pass").
+    """
+    rows: dict[str, dict[str, str]] = {}
+    for label, cfg in cfgs.items():
+        values: dict[str, Any] = {**cfg.model_kwargs, **cfg.loss_kwargs,
+                                  **{k: getattr(cfg.train, k) for k in
+                                     ("batch_size", "epochs", "samples_per_epoch", "optimizer",
+                                      "lr", "schedule", "grad_clip", "crop_size")}}
+        patch_run = "patch_size" in cfg.model_kwargs
+        if patch_run:
+            values.pop("crop_size")
+        t = cfg.train
+        n = t.samples_per_epoch or (samples or {}).get(label)
+        values["steps"] = (t.epochs * math.ceil(n / t.batch_size) if n
+                           else "all samples, each pass")
+        if values.get("samples_per_epoch") is None:
+            values["samples_per_epoch"] = f"all ({n})" if n else "all"
+        if values.get("grad_clip") is None:
+            values["grad_clip"] = "off"
+        for key, name in _SETTINGS:
+            if key in values:
+                rows.setdefault(name, {})[label] = _value_text(values[key])
+    df = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(cfgs))
+    df.index.name = "Setting"
+    return df
+
+
+# ----------------------------------------------------------------------------- results
+
+def sanity_table(ds: xr.Dataset, *, pixel_baseline: str = "pixel_baseline",
+                 protocol: str = "eroded") -> pd.DataFrame:
+    """The study's gates per method: converged runs, mean F1 against the per-pixel baseline.
+
+    Columns: ``seeds``, ``converged`` ("3 of 3"), ``mean F1`` (fraction, mean over seeds),
+    ``above baseline`` (bool; None for the baseline itself) and ``verdicts`` ("may take
+    part" or the reason of :func:`aerialseg.stats.sanity_flags`). Index: method ids.
+    """
+    flags = study_stats.sanity_flags(ds, pixel_baseline=pixel_baseline, protocol=protocol)
+    sc = ds["scores"].sel({"protocol": protocol, "class": "overall", "metric": "f1"})
+    base = None
+    if pixel_baseline in {str(m) for m in ds["method"].values}:
+        base = float(np.nanmean(sc.sel({"method": pixel_baseline}).values))
+    rows = {}
+    for m in (str(x) for x in ds["method"].values):
+        seeds = study_stats.present_seeds(ds, m)
+        conv = ds["converged"].sel({"method": m}).sel(seed=seeds).values \
+            if "converged" in ds else np.full(len(seeds), np.nan)
+        n_conv = int(np.sum(np.asarray(conv) >= 0.5))
+        v = sc.sel({"method": m}).sel(seed=seeds).values.astype(float)
+        mean = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        rows[m] = {"seeds": len(seeds), "converged": f"{n_conv} of {len(seeds)}",
+                   "mean F1": mean,
+                   "above baseline": None if m == pixel_baseline or base is None
+                   else bool(mean >= base),
+                   "verdicts": "is the baseline" if m == pixel_baseline
+                   else (flags.get(m) or "may take part").replace(
+                       f"baseline {pixel_baseline} (", "baseline (")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def beside_paper(ds: xr.Dataset, rows: Mapping[str, tuple[str, str | None]], *,
+                 reported: Mapping[str, Mapping[str, float]], protocol: str = "eroded",
+                 classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Our per-class F1, mean F1 and OA beside a paper's printed row, in points.
+
+    Args:
+        ds: a results Dataset.
+        rows: row label -> ``(source, key)``: ``("paper", key)`` takes ``reported[key]``,
+            ``("ours", method)`` the mean over seeds of ``method`` in ``ds``.
+        reported: the paper's rows (e.g. ``reported.KAMPFFMEYER_TABLE1``), in points, with
+            the class ids and ``mean_f1``, ``oa``.
+        protocol: ``eroded`` (the paper's) or ``full``.
+        classes: the columns (default the paper's classes, :data:`reported.ISPRS5`).
+
+    Returns:
+        A DataFrame indexed by the row labels, columns the classes then ``mean F1`` and
+        ``OA``; NaN where a row has no value.
+    """
+    from aerialseg.papers.kampffmeyer.reported import ISPRS5
+
+    cols = list(classes or ISPRS5)
+    sc = ds["scores"].sel(protocol=protocol)
+    out = {}
+    for label, (source, key) in rows.items():
+        if source == "paper":
+            r = reported[str(key)]
+            out[label] = {**{c: r.get(c, np.nan) for c in cols},
+                          "mean F1": r.get("mean_f1", np.nan), "OA": r.get("oa", np.nan)}
+            continue
+        s = sc.sel({"method": key})
+
+        def mean(cls: str, metric: str, s: xr.DataArray = s) -> float:
+            if cls != "overall" and cls not in [str(c) for c in ds["class"].values]:
+                return float("nan")
+            v = s.sel({"class": cls, "metric": metric}).values.astype(float)
+            return 100 * float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() \
+                else float("nan")
+
+        out[label] = {**{c: mean(c, "f1") for c in cols}, "mean F1": mean("overall", "f1"),
+                      "OA": mean("overall", "oa")}
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def training_summary(runs: Mapping[tuple[str, int], Any]) -> pd.DataFrame:
+    """One row per trained run: epochs, steps, final loss, convergence, training seconds.
+
+    ``runs`` maps ``(method, seed)`` to a :class:`~aerialseg.runs.TrainedRun` (a chapter's
+    ``ch.runs``). The seconds are those the run store recorded when the run was trained
+    (a reused run shows its original training time), with ``reused`` saying whether this
+    chapter trained it or found it in the store. ``converged`` and ``loss change`` (relative
+    fall of the mean loss between the last two tenths of training) are the study's rule
+    (:func:`aerialseg.stats.convergence`).
+    """
+    rows = []
+    for (method, seed), run in runs.items():
+        hist = run.history
+        conv = study_stats.convergence(hist)
+        steps = sum(int(h.get("steps", 0)) for h in hist)
+        rows.append({"method": method, "seed": seed, "epochs": len(hist),
+                     "steps": steps or None,
+                     "final loss": float(hist[-1]["loss"]) if hist else float("nan"),
+                     "loss fall, last tenth": conv.relative_decrease,
+                     "converged": conv.converged, "training (s)": float(run.train_seconds),
+                     "reused": bool(run.reused)})
+    return pd.DataFrame(rows)
+
+
+def interval_text(e: study_stats.Estimate, *, unit: str = "%", scale: float = 100.0,
+                  digits: int = 1) -> str:
+    """A mean with its 95 % interval for a sentence: "81.3 % (95 % interval 79.0 to 83.1)".
+
+    ``e`` comes from :func:`aerialseg.stats.method_interval`; "not available" when the mean
+    is undefined, the mean alone when the interval is.
+    """
+    if not math.isfinite(e.mean):
+        return "not available"
+    text = f"{scale * e.mean:.{digits}f}{' ' + unit if unit else ''}"
+    if not (math.isfinite(e.low) and math.isfinite(e.high)):
+        return text
+    return (f"{text} (95 % interval {scale * e.low:.{digits}f} to "
+            f"{scale * e.high:.{digits}f})")
+
+
+# ----------------------------------------------------------------------------- chapter 03
+
+def rarest_class(labels: Sequence[np.ndarray], names: Sequence[str],
+                 evaluated: Sequence[int]) -> str | None:
+    """The evaluated class with the fewest training pixels among those present (its id).
+
+    A class absent from ``labels`` is skipped (it has no weight to balance); None when no
+    evaluated class is present.
+    """
+    counts = np.zeros(len(names), np.int64)
+    for lab in labels:
+        lab = np.asarray(lab)
+        ok = (lab >= 0) & (lab < len(names))
+        counts += np.bincount(lab[ok].ravel().astype(np.int64), minlength=len(names))
+    present = [i for i in evaluated if counts[i] > 0]
+    if not present:
+        return None
+    return str(names[min(present, key=lambda i: counts[i])])
+
+
+def richest_crop(labels: Sequence[np.ndarray], cls: int, size: int = 128,
+                 stride: int | None = None) -> tuple[int, int, int]:
+    """``(scene, row, col)`` of the ``size`` px crop holding the most pixels of ``cls``.
+
+    Crops on a grid of ``stride`` (default ``size // 2``) inside each label map (maps
+    smaller than ``size`` are skipped). Used to show how a loss behaves on a batch rich in a
+    rare class.
+
+    Raises:
+        ValueError: no label map is as large as ``size``.
+    """
+    stride = stride or max(1, size // 2)
+    best: tuple[int, tuple[int, int, int]] | None = None
+    for i, lab in enumerate(labels):
+        lab = np.asarray(lab)
+        h, w = lab.shape
+        if h < size or w < size:
+            continue
+        hit = np.pad((lab == cls).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        for r in range(0, h - size + 1, stride):
+            for c in range(0, w - size + 1, stride):
+                n = int(hit[r + size, c + size] - hit[r, c + size] - hit[r + size, c]
+                        + hit[r, c])
+                if best is None or n > best[0]:
+                    best = (n, (i, r, c))
+    if best is None:
+        raise ValueError(f"no label map of at least {size} x {size} px")
+    return best[1]
+
+
+def named_verdicts(verdicts: Sequence[study_stats.Verdict], names: Mapping[str, str]
+                   ) -> list[study_stats.Verdict]:
+    """The verdicts with the method ids in their reasons replaced by display names.
+
+    :func:`aerialseg.stats.judge` writes its reasons with method ids ("fcn_mfb: not
+    converged"); a reader sees "FCN-MFB: not converged". The per-pixel baseline is named
+    once ("below the per-pixel baseline (…)"). Ids are matched as whole words, longest
+    first, so ``fcn`` never replaces part of ``fcn_mfb``.
+    """
+    import dataclasses
+    import re
+
+    ids = sorted(names, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w])(" + "|".join(map(re.escape, ids)) + r")(?![\w])") \
+        if ids else None
+    out = []
+    for v in verdicts:
+        reason = re.sub(r"per-pixel baseline [\w]+ \(", "per-pixel baseline (", v.reason)
+        if pattern is not None:
+            reason = pattern.sub(lambda m: names[m.group(1)], reason)
+        out.append(dataclasses.replace(v, reason=reason))
+    return out
