@@ -40,6 +40,9 @@ ENSEMBLE_MEMBERS: dict[str, str] = {"pb": "PB", "fcn": "FCN", "fcn_mfb": "FCN-MF
 COMBINERS: dict[str, str] = {
     "svm": "SVM",
     "svm_heldout": "SVM, held-out scene",
+    # the members saw that scene in training: not held out (chapter 05's control when the
+    # members are not retrained without it)
+    "svm_onescene": "SVM fitted on one training scene",
     "mean": "probability mean",
     "mc_mean": "MC-mean average",
     "member": "single network",

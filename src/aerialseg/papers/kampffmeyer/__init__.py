@@ -22,7 +22,10 @@ PAPER = Paper(
         "03_fcn_mfb": ChapterDefaults(),
         "04_uncertainty": ChapterDefaults(settings={
             "members": _MEMBERS, "mc_samples": _MC, "pb_border_mode": _BORDER,
-            "uncertainty": dict.fromkeys(_ALL, "mean_class_std")}),
+            "uncertainty": dict.fromkeys(_ALL, "mean_class_std"),
+            # validation scenes (the first N) of the patch CNN's MC-dropout pass, about 20 s
+            # a 512 px scene on one CPU core (None: every scene); its scores use every scene
+            "pb_mc_scenes": {"smoke": None, "default": 4, "gpu": None, "full": None}}),
         "05_ensembles": ChapterDefaults(settings={
             "members": _MEMBERS, "mc_samples": _MC, "pb_border_mode": _BORDER,
             "svm_C": dict.fromkeys(_ALL, 1.0), "svm_features": dict.fromkeys(_ALL, "prob"),
@@ -33,5 +36,12 @@ PAPER = Paper(
                             "full": 200_000},
             "heldout_retrain": {"smoke": False, "default": False, "gpu": True,
                                 "full": True},
+            # training scenes (the first N) the SVM is fitted on (None: every one): the
+            # patch CNN predicts a 512 px scene in about 7 s on one CPU core
+            "svm_scenes": {"smoke": None, "default": 6, "gpu": None, "full": None},
+            # members whose MC-dropout means are averaged (the MC-mean combiner); the patch
+            # CNN's MC pass over every validation scene is too slow for the CPU profile
+            "mc_members": {"smoke": ("pb", "fcn", "fcn_mfb"), "default": ("fcn", "fcn_mfb"),
+                           "gpu": ("pb", "fcn", "fcn_mfb"), "full": ("pb", "fcn", "fcn_mfb")},
         }),
     })

@@ -6,15 +6,28 @@ it is the patch batch's gradient when batch norm and dropout are off). Chapters 
 the resolved settings beside the paper's, the sanity gates of every method, our scores
 beside the paper's Table 1, the training table. Chapter 04: the coverage of a single scene
 at a target accuracy.
+
+
+Chapter 04 (uncertainty): the coverage of a single scene at a target accuracy
+(:func:`coverage_on_scene`, :class:`SceneCoverage`), an evaluation on a subset of the
+validation scenes (:func:`scene_subset`, :func:`results_view`, for the patch CNN's costly
+MC-dropout pass), one Dataset for the figures (:func:`figure_view`), the MC mean against the
+deterministic prediction (:func:`mc_vs_deterministic`), the coverage tables
+(:func:`coverage_table`, :func:`uncertainty_kind_table`). Chapter 05 (ensembles): paired
+differences against a reference (:func:`paired_differences`, :func:`difference_table`) and
+the table beside the paper's Table 2 (:func:`beside_table2`). Every interval comes from
+:mod:`aerialseg.stats`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,12 +36,18 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
+from aerialseg import display, stats
 from aerialseg import stats as study_stats
 from aerialseg.config import RunConfig
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.patch_sampling import PatchCentres, extract_patches
 from aerialseg.models.patch_cnn import predict_dense
+from aerialseg.tables import mean_sd, number
 from aerialseg.uncertainty import ThresholdCurve
+
+if TYPE_CHECKING:
+    from aerialseg.chapter import Chapter
+    from aerialseg.evaluation import Evaluation
 
 
 def dense_vs_patch(model: nn.Module, image: np.ndarray, *, n_pixels: int = 32,
@@ -502,3 +521,370 @@ def named_verdicts(verdicts: Sequence[study_stats.Verdict], names: Mapping[str, 
             reason = pattern.sub(lambda m: names[m.group(1)], reason)
         out.append(dataclasses.replace(v, reason=reason))
     return out
+
+
+TARGETS = (0.975, 0.95, 0.90)
+"""Target OAs of the coverage readings (the paper's Figs. 6-7)."""
+
+
+class SceneCoverage:
+    """Coverage at the target OAs on each validation scene, collected during evaluation.
+
+    The paper's coverage figures may be for a single tile; this gathers the same reading
+    for every scene of an MC-dropout evaluation. Pass :meth:`recorder` as the ``extra`` of
+    :meth:`aerialseg.chapter.Chapter.evaluate` (it sees every scene's maps), then read
+    :meth:`frame`.
+    """
+
+    def __init__(self, kinds: Sequence[str] = ("mean_class_std",),
+                 targets: Sequence[float] = TARGETS) -> None:
+        self.kinds = tuple(kinds)
+        self.targets = tuple(targets)
+        self.rows: list[dict[str, Any]] = []
+
+    def recorder(self, method: str, seed: int) -> Callable[[Evaluation], dict[str, float]]:
+        """A function of an evaluation that records its per-scene coverage (returns {})."""
+        def record(ev: Evaluation) -> dict[str, float]:
+            for scene, maps in ev.maps.items():
+                for kind in self.kinds:
+                    if kind not in maps:
+                        continue
+                    for t, v in coverage_on_scene(maps, kind, self.targets).items():
+                        self.rows.append({"method": method, "seed": seed, "scene": scene,
+                                          "uncertainty": kind, "target": float(t),
+                                          "kept": float(v)})
+            return {}
+
+        return record
+
+    def frame(self) -> pd.DataFrame:
+        """One row per method, seed, scene, uncertainty map and target: the fraction kept."""
+        return pd.DataFrame(self.rows, columns=["method", "seed", "scene", "uncertainty",
+                                                "target", "kept"])
+
+
+# ----------------------------------------------------------------------------- subsets
+
+def scene_subset(ch: Chapter, n: int) -> Chapter:
+    """A copy of ``ch`` that evaluates on its first ``n`` validation scenes only.
+
+    Its records are its own (never written: read them with :func:`results_view`); its
+    phase timings go into ``ch.wall``. For an analysis too costly for every scene (the
+    patch CNN's MC-dropout pass), never for a model's scores.
+    """
+    from aerialseg.data.registry import SplitData
+
+    if not 1 <= n <= len(ch.data.val):
+        raise ValueError(f"a subset of {n} scenes of {len(ch.data.val)} validation scenes")
+    data = SplitData(ch.data.cfg, list(ch.data.train), list(ch.data.val[:n]))
+    return dataclasses.replace(ch, data=data, records=[], runs={}, wall=ch.wall)
+
+
+def results_view(ch: Chapter) -> xr.Dataset:
+    """The results Dataset of ``ch``'s records, built in memory and not written."""
+    from aerialseg.results import build_results
+
+    return build_results(ch.records, chapter=ch.name, profile=ch.profile, dataset=ch.dataset,
+                         params=ch.params, device=str(ch.device), hardware=ch.hardware,
+                         wall_seconds=ch.wall)
+
+
+def figure_view(ds: xr.Dataset, extra: xr.Dataset | None = None, *, tag: str = "",
+                methods: Sequence[str] | None = None) -> xr.Dataset:
+    """One Dataset for the figures: ``ds`` and ``extra`` without their per-block counts.
+
+    ``extra``'s methods (e.g. evaluated on a subset of the scenes) are renamed
+    ``"<method> [<tag>]"``; ``methods`` (ids after renaming) picks and orders the result.
+    Not for statistics: the two may cover different scenes.
+    """
+    parts = [ds.drop_dims("block", errors="ignore")]
+    if extra is not None:
+        e = extra.drop_dims("block", errors="ignore")
+        if tag:
+            e = e.assign_coords(method=[f"{m} [{tag}]" for m in e["method"].values])
+        parts.append(e)
+    out = parts[0] if len(parts) == 1 else xr.concat(
+        parts, dim="method", data_vars="minimal", coords="minimal", compat="override",
+        join="outer")
+    if methods is not None:
+        out = out.sel({"method": list(methods)})
+    return out
+
+
+# ----------------------------------------------------------------------------- paired
+
+def paired_differences(ds: xr.Dataset, pairs: Sequence[tuple[str, str]], *,
+                       metrics: Sequence[str] = ("oa", "f1"), protocol: str = "eroded"
+                       ) -> pd.DataFrame:
+    """Method − baseline for each pair and overall metric, with the study's interval.
+
+    The estimate and 95 % interval are :func:`aerialseg.stats.judge`'s (paired over seeds,
+    bootstrap over seeds and spatial blocks), whatever the number of seeds: a comparison
+    shown for information, not a verdict on a claim.
+
+    Returns:
+        One row per pair and metric: method, baseline, metric, estimate, low, high (fractions),
+        n_seeds.
+    """
+    rows = []
+    for method, baseline in pairs:
+        for metric in metrics:
+            v = stats.judge(ds, {"method": method, "baseline": baseline, "metric": metric,
+                                 "cls": stats.OVERALL}, protocol=protocol, min_seeds=1)
+            rows.append({"method": method, "baseline": baseline, "metric": metric,
+                         "estimate": v.estimate, "low": v.low, "high": v.high,
+                         "n_seeds": v.n_seeds})
+    return pd.DataFrame(rows, columns=["method", "baseline", "metric", "estimate", "low",
+                                       "high", "n_seeds"])
+
+
+def signed_interval(estimate: float, low: float, high: float, *, scale: float = 100.0) -> str:
+    """``"+1.2 [+0.4, +2.0]"`` in points (real minus signs), "–" when undefined."""
+    def sign(x: float) -> str:
+        text = number(scale * x, 1)
+        return text if text.startswith(("\u2212", "0.0", "–")) else "+" + text
+
+    if not np.isfinite(estimate):
+        return "–"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return sign(estimate)
+    return f"{sign(estimate)}\u00a0[{sign(low)},\u00a0{sign(high)}]"
+
+
+def _seed_values(ds: xr.Dataset, method: str, metric: str, protocol: str = "eroded"
+                 ) -> np.ndarray:
+    v = ds["scores"].sel({"method": method, "metric": metric, "class": stats.OVERALL,
+                          "protocol": protocol}).values.astype(float)
+    return v[np.isfinite(v)]
+
+
+def _mean_sd_cell(v: np.ndarray) -> str:
+    if v.size == 0:
+        return "–"
+    return mean_sd(v.mean(), v.std(ddof=1) if v.size > 1 else None)
+
+
+def mc_vs_deterministic(items: Sequence[tuple[xr.Dataset, str, str, str]], *,
+                        protocol: str = "eroded") -> pd.DataFrame:
+    """The MC mean against the deterministic prediction of each model, one row per model.
+
+    Args:
+        items: ``(results, deterministic id, MC-mean id, scenes)``: both ids evaluated on
+            the same scenes of ``results``; ``scenes`` says which ("all 30", "first 4").
+        protocol: ``eroded`` or ``full``.
+
+    Returns:
+        Indexed by the deterministic id: the validation scenes, the paired change in OA and mean F1
+        (MC mean − deterministic, points, with the 95 % interval of
+        :func:`paired_differences`) and the ECE of both (%, mean ± sd over seeds; the ECE is
+        not a function of the confusion matrix, so it has no bootstrap interval).
+    """
+    rows = {}
+    for ds, det, mc, scenes in items:
+        d = paired_differences(ds, [(mc, det)], protocol=protocol).set_index("metric")
+        rows[det] = {
+            "validation scenes": scenes,
+            "Δ OA (points)": signed_interval(*d.loc["oa", ["estimate", "low", "high"]]),
+            "Δ mean F1 (points)": signed_interval(*d.loc["f1", ["estimate", "low", "high"]]),
+            "ECE, deterministic (%)": _mean_sd_cell(_seed_values(ds, det, "ece", protocol)),
+            "ECE, MC mean (%)": _mean_sd_cell(_seed_values(ds, mc, "ece", protocol)),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ----------------------------------------------------------------------------- coverage
+
+def _target_label(t: float) -> str:
+    return f"OA {100 * t:g} %"
+
+
+def coverage_table(view: xr.Dataset, scenes: pd.DataFrame, methods: Sequence[str], *,
+                   kind: str = "mean_class_std",
+                   paper: Mapping[float, Mapping[str, float]] | None = None) -> pd.DataFrame:
+    """Share of pixels kept at each target OA: whole set and per scene, beside the paper.
+
+    Args:
+        view: results with ``coverage_at`` (e.g. :func:`figure_view`).
+        scenes: :meth:`SceneCoverage.frame` (method ids as in ``view``).
+        methods: the MC-mean ids to show.
+        kind: the uncertainty map.
+        paper: {target: {"all_pixels": %, "eroded": %}} (the paper's FCN).
+
+    Returns:
+        Rows "<model>: whole set" (mean ± sd over seeds) and "<model>: per scene" (median
+        [lowest, highest] over scenes and seeds), then the paper's rows; columns the targets;
+        text cells in percent.
+    """
+    targets = sorted((float(t) for t in view["target"].values), reverse=True)
+    rows: dict[str, dict[str, str]] = {}
+    for m in methods:
+        name = display.method_name(m)
+        whole = view["coverage_at"].sel({"method": m, "uncertainty": kind})
+        rows[f"{name}: whole set"] = {
+            _target_label(t): _mean_sd_cell(np.asarray(
+                whole.sel(target=t).values, float)[np.isfinite(whole.sel(target=t).values)])
+            for t in targets}
+        per = scenes[(scenes["method"] == m) & (scenes["uncertainty"] == kind)]
+        if len(per):
+            n = per["scene"].nunique()
+            cells = {}
+            for t in targets:
+                v = 100 * per.loc[np.isclose(per["target"], t), "kept"].to_numpy(float)
+                cells[_target_label(t)] = "–" if v.size == 0 else (
+                    f"{number(np.median(v))}\u00a0[{number(v.min())}, {number(v.max())}]")
+            rows[f"{name}: per scene ({n} scenes)"] = cells
+    for t_key, label in (("all_pixels", "all pixels"), ("eroded", "eroded ground truth")):
+        if paper:
+            rows[f"Paper's FCN, Vaihingen ({label})"] = {
+                _target_label(t): number(v[t_key]) for t, v in paper.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def uncertainty_kind_table(view: xr.Dataset, methods: Sequence[str],
+                           kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """Share of pixels kept at each target OA for every uncertainty map (mean over seeds).
+
+    Rows "<model>, OA <target>", columns the maps (fractions).
+    """
+    kinds = [str(k) for k in (kinds or view["uncertainty"].values)]
+    rows = {}
+    for m in methods:
+        sel = view["coverage_at"].sel({"method": m})
+        for t in sorted(view["target"].values, reverse=True):
+            rows[f"{display.method_name(m)}, {_target_label(float(t))}"] = {
+                k: float(np.nanmean(sel.sel(uncertainty=k, target=t).values))
+                if np.isfinite(sel.sel(uncertainty=k, target=t).values).any() else np.nan
+                for k in kinds}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ----------------------------------------------------------------------------- ensembles
+
+def difference_table(ds: xr.Dataset, methods: Sequence[str], reference: str, *,
+                     metrics: Sequence[str] = ("oa", "f1"), protocol: str = "eroded"
+                     ) -> pd.DataFrame:
+    """Each method against ``reference``: its scores and the paired change with interval.
+
+    Indexed by method id; per metric the mean over seeds (%) and the change (points, 95 %
+    interval of :func:`paired_differences`).
+    """
+    diff = paired_differences(ds, [(m, reference) for m in methods], metrics=metrics,
+                              protocol=protocol)
+    rows: dict[str, dict[str, Any]] = {}
+    for r in diff.to_dict("records"):
+        label = display.score_label(r["metric"])
+        row = rows.setdefault(r["method"], {})
+        row[f"{label} (%)"] = _mean_sd_cell(_seed_values(ds, r["method"], r["metric"], protocol))
+        row[f"Δ {label} (points)"] = signed_interval(r["estimate"], r["low"], r["high"])
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def beside_table2(ds: xr.Dataset, members: Sequence[str], table1: Mapping[str, Mapping],
+                  table2: Mapping[str, Mapping[str, float]], *, combiner: str = "svm",
+                  member_ids: Mapping[str, str] | None = None,
+                  extra_rows: Sequence[str] = (), protocol: str = "eroded") -> pd.DataFrame:
+    """Our mean F1 and OA beside the paper's Tables 1 (members) and 2 (SVM ensembles).
+
+    Args:
+        ds: chapter 05's results.
+        members: the member ids (``pb``, ``fcn``, ``fcn_mfb``).
+        table1: paper's mean F1 and OA per member (``{"pb": {"mean_f1": ., "oa": .}}``).
+        table2: paper's rows per combination label (``"PB+FCN"``, ..., ``"ALL"``).
+        combiner: our combiner beside Table 2.
+        member_ids: a member's id in ``ds`` where it differs from its key.
+        extra_rows: ids shown with ours only (e.g. the per-pixel baseline).
+        protocol: ``eroded`` or ``full``.
+
+    Returns:
+        Indexed by our method id: paper's mean F1 and OA (points, NaN where the paper has
+        no row) and ours (mean ± sd over seeds, %).
+    """
+    from aerialseg.papers.kampffmeyer.ensemble import combo_label, combos, ensemble_id
+
+    ids = {m: (member_ids or {}).get(m, m) for m in members}
+    have = {str(m) for m in ds["method"].values}
+    rows: dict[str, dict[str, Any]] = {}
+
+    def add(method: str, paper: Mapping[str, float] | None) -> None:
+        if method not in have:
+            return
+        rows[method] = {
+            "Paper: mean F1": float(paper["mean_f1"]) if paper else np.nan,
+            "Paper: OA": float(paper["oa"]) if paper else np.nan,
+            "Ours: mean F1": _mean_sd_cell(_seed_values(ds, method, "f1", protocol)),
+            "Ours: OA": _mean_sd_cell(_seed_values(ds, method, "oa", protocol)),
+        }
+
+    for m in members:
+        add(ids[m], table1.get(m))
+    for combo in combos(list(members)):
+        add(ensemble_id(combo, combiner),
+            table2.get(combo_label(combo, ("pb", "fcn", "fcn_mfb"))))
+    for m in extra_rows:
+        add(m, None)
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def accuracy_at_coverage(view: xr.Dataset, method: str, fraction: float, *,
+                         kind: str = "mean_class_std") -> float:
+    """OA of the ``fraction`` least uncertain pixels, mean over seeds (NaN without curves).
+
+    Read off each seed's accuracy-vs-coverage curve (linear interpolation between
+    thresholds), e.g. ``fraction=2/3``: the paper's "rejecting the most uncertain third".
+    """
+    if "accuracy" not in view or method not in {str(m) for m in view["method"].values}:
+        return float("nan")
+    sel = view.sel({"method": method, "uncertainty": kind})
+    out = []
+    for seed in sel["seed"].values:
+        acc = np.asarray(sel["accuracy"].sel(seed=seed).values, float)
+        cov = np.asarray(sel["coverage"].sel(seed=seed).values, float)
+        ok = np.isfinite(acc) & np.isfinite(cov)
+        if ok.sum() < 2:
+            continue
+        order = np.argsort(cov[ok])
+        out.append(float(np.interp(fraction, cov[ok][order], acc[ok][order])))
+    return float(np.mean(out)) if out else float("nan")
+
+
+def readable_verdicts(verdicts: Sequence[stats.Verdict], names: Mapping[str, str], *,
+                      pixel_baseline: str = "pixel_baseline") -> list[stats.Verdict]:
+    """The verdicts with method ids in their reasons replaced by display names.
+
+    :func:`aerialseg.stats.judge` explains an untestable verdict with method ids
+    (``"ens_pb_fcn_fcn_mfb_svm: not converged"``); a reader should see names.
+    """
+    ids = sorted((str(k) for k in names), key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w])(" + "|".join(re.escape(i) for i in ids) + r")(?![\w])") \
+        if ids else None
+    out = []
+    for v in verdicts:
+        text = v.reason.replace(f"the per-pixel baseline {pixel_baseline}",
+                                "the per-pixel baseline")
+        if pattern is not None:
+            text = pattern.sub(lambda m: names[m.group(1)], text)
+        out.append(dataclasses.replace(v, reason=text))
+    return out
+
+
+def and_join(items: Sequence[str]) -> str:
+    """``"A, B and C"`` ("" for none)."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else (
+        ", ".join(items[:-1]) + " and " + items[-1] if items else "")
+
+
+def seconds_per_scene(ds: xr.Dataset, method: str, scenes: Sequence[Any]) -> float:
+    """Inference seconds per scene of ``method`` (mean over seeds), from its throughput.
+
+    ``scenes`` are the scenes it was evaluated on (their pixel count). A prediction reused
+    from the run store reports the time of its first inference.
+    """
+    if method not in {str(m) for m in ds["method"].values} or not scenes:
+        return float("nan")
+    pps = np.asarray(ds["pixels_per_second"].sel({"method": method}).values, float)
+    pps = pps[np.isfinite(pps) & (pps > 0)]
+    if not pps.size:
+        return float("nan")
+    pixels = sum(int(np.asarray(s.labels).size) for s in scenes)
+    return float(np.mean(pixels / pps) / len(scenes))

@@ -1,4 +1,4 @@
-"""Figures of the patch-CNN chapter (matplotlib only)."""
+"""Figures of the Kampffmeyer chapters (matplotlib only): patch CNN, uncertainty, ensembles."""
 
 from __future__ import annotations
 
@@ -6,14 +6,21 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from aerialseg import display
 from aerialseg.data.classes import ClassTable
-from aerialseg.plots import BOOK_WIDTH_IN, label_image
+from aerialseg.plots import BOOK_WIDTH_IN, MAX_COLS, label_image, legend_handles
 
 MAP_TITLES = {"mean_class_std": "mean-class std", "entropy": "entropy",
               "mutual_info": "mutual information"}
+
+MAP_LABELS = {"mean_class_std": ("Mean-class std", "probability"),
+              "predicted_class_std": ("Std of the predicted class", "probability"),
+              "entropy": ("Predictive entropy", "nats"),
+              "mutual_info": ("Mutual information", "nats")}
+"""Panel title and unit of each uncertainty map."""
 
 
 def _scaled(u: np.ndarray) -> np.ndarray:
@@ -173,5 +180,128 @@ def dense_vs_patch_scatter(dense: np.ndarray, patch: np.ndarray) -> Figure:
     ax.set_xlabel("Probability, each patch on its own")
     ax.set_ylabel("Probability, dense pass")
     ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig
+
+
+def uncertainty_panels(maps: Mapping[str, Mapping[str, np.ndarray]], classes: ClassTable, *,
+                       image: np.ndarray | None = None,
+                       kinds: Sequence[str] = ("mean_class_std", "mutual_info"),
+                       crop: int | None = 256) -> Figure:
+    """The scene, then one row per model: MC-mean prediction, errors, uncertainty maps.
+
+    Four panels per row. The first row shows the image, the ground truth and the class
+    legend; each model row its prediction, its errors (black: wrong, white: right, grey:
+    not evaluated) and the maps ``kinds`` (at most two) on one colour scale per map shared
+    by the models, with a colour bar under each map's column.
+
+    Args:
+        maps: per model (row label: its display name), the kept maps of one scene
+            (``pred``, ``truth``, ``eval_mask`` and the uncertainty maps), as in
+            ``Evaluation.maps[scene]``.
+        classes: the dataset's class table (colours, names).
+        image: (H, W, 3) picture of the scene (None: the first row shows the truth only).
+        kinds: the uncertainty maps shown (one or two).
+        crop: the top-left ``crop`` x ``crop`` px (None: the whole scene).
+    """
+    if not maps:
+        raise ValueError("uncertainty_panels needs the maps of at least one model")
+    kinds = list(kinds)
+    if not 1 <= len(kinds) <= MAX_COLS - 2:
+        raise ValueError(f"show one or two uncertainty maps, got {kinds}")
+    names = list(maps)
+    sl = (slice(0, crop), slice(0, crop)) if crop else (slice(None), slice(None))
+    ncol = 2 + len(kinds)
+    side = BOOK_WIDTH_IN / ncol
+    fig = plt.figure(figsize=(BOOK_WIDTH_IN, side * (1 + len(names)) + 0.9),
+                     layout="constrained")
+    gs = fig.add_gridspec(1 + len(names), ncol)
+    first = maps[names[0]]
+    top = [("Ground truth", label_image(first["truth"][sl].astype(np.int64), classes))]
+    if image is not None:
+        top.insert(0, ("Image", image[sl]))
+    for c, (title, img) in enumerate(top):
+        ax = fig.add_subplot(gs[0, c])
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_axis_off()
+    leg = fig.add_subplot(gs[0, len(top):])
+    leg.set_axis_off()
+    leg.legend(handles=legend_handles(classes), loc="center left", frameon=False,
+               title="Classes", ncol=2 if classes.num_classes > 4 else 1)
+    scale = {k: max((float(np.nanmax(m[k][sl])) for m in maps.values()
+                     if k in m and np.isfinite(m[k][sl]).any()), default=1.0) or 1.0
+             for k in kinds}
+    columns: dict[str, list] = {k: [] for k in kinds}
+    images = {}
+    for r, name in enumerate(names, start=1):
+        m = maps[name]
+        truth, pred = m["truth"][sl].astype(np.int64), m["pred"][sl].astype(np.int64)
+        evaluated = np.asarray(m["eval_mask"][sl], bool) & np.isin(truth, classes.evaluated)
+        errors = np.full(truth.shape + (3,), 0.75)
+        errors[evaluated & (pred == truth)] = 1.0
+        errors[evaluated & (pred != truth)] = 0.0
+        panels = [("Prediction (MC mean)", label_image(pred, classes)),
+                  ("Errors", errors)]
+        for c, (title, img) in enumerate(panels):
+            ax = fig.add_subplot(gs[r, c])
+            ax.imshow(img, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if r == 1:
+                ax.set_title(title)
+            if c == 0:
+                ax.set_ylabel(display.method_name(name))
+        for c, k in enumerate(kinds, start=2):
+            ax = fig.add_subplot(gs[r, c])
+            columns[k].append(ax)
+            if k in m:
+                images[k] = ax.imshow(m[k][sl], cmap="viridis", vmin=0, vmax=scale[k],
+                                      interpolation="nearest")
+            else:
+                ax.text(0.5, 0.5, "not computed", ha="center", va="center")
+            ax.set_axis_off()
+            if r == 1:
+                ax.set_title(MAP_LABELS.get(k, (k, ""))[0])
+    for k in kinds:
+        if k in images:
+            title, unit = MAP_LABELS.get(k, (k, ""))
+            cb = fig.colorbar(images[k], ax=columns[k], orientation="horizontal",
+                              location="bottom", shrink=0.9, aspect=18)
+            cb.set_label(f"{title} ({unit})" if unit else title)
+            cb.ax.tick_params(labelsize=8)
+    return fig
+
+
+def difference_intervals(diff: pd.DataFrame, *, reference: str,
+                         metrics: Sequence[str] = ("oa", "f1")) -> Figure:
+    """Each method's paired change against ``reference``: estimate and 95 % interval.
+
+    Args:
+        diff: :func:`aerialseg.papers.kampffmeyer.analysis.paired_differences` (method,
+            metric, estimate, low, high; fractions).
+        reference: the baseline's id (named in the axis labels).
+        metrics: one panel per metric, side by side, sharing the method axis.
+    """
+    methods = list(dict.fromkeys(diff["method"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(BOOK_WIDTH_IN,
+                                                      0.27 * len(methods) + 1.3),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(methods))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        d = diff[diff["metric"] == metric].set_index("method").reindex(methods)
+        est, low, high = (100 * d[k].to_numpy(float) for k in ("estimate", "low", "high"))
+        excl = (low > 0) | (high < 0)
+        for mask, colour in ((excl, "C0"), (~excl, "0.55")):
+            ax.errorbar(est[mask], y[mask], xerr=[est[mask] - low[mask], high[mask] - est[mask]],
+                        fmt="o", ms=4, capsize=2.5, color=colour, lw=1.2)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel(f"Change in {display.score_label(metric)}\n(points, vs. "
+                      f"{display.method_name(reference)})")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, [display.method_name(m) for m in methods])
+    axes[0][0].invert_yaxis()
     fig.tight_layout()
     return fig
