@@ -219,6 +219,13 @@ def _minmax(u: np.ndarray) -> np.ndarray:
     return ((u - lo) / (hi - lo)).astype(np.float32)
 
 
+def _as_numpy(a: ArrayLike) -> np.ndarray:
+    """A NumPy view of an array or tensor (moved to the CPU if needed)."""
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
 class Calibration:
     """Top-label calibration accumulator with equal-width confidence bins; O(bins) memory.
 
@@ -247,33 +254,35 @@ class Calibration:
             truth: labels (B, H, W) or (N,); ``ignore_index`` skipped.
             mask: optional bool of truth's shape; only True pixels count.
         """
-        p = torch.as_tensor(probs)
-        t = torch.as_tensor(truth, device=p.device)
+        p = _as_numpy(probs)
+        t = _as_numpy(truth)
         if p.ndim < 2 or tuple(t.shape) != tuple(p.shape[:1]) + tuple(p.shape[2:]):
             raise ValueError(f"probs {tuple(p.shape)} and truth {tuple(t.shape)} do not match: "
                              "expected probs (B, C, H, W) with truth (B, H, W), "
                              "or (N, C) with (N,)")
         valid = t != self.ignore_index
         if mask is not None:
-            valid &= torch.as_tensor(mask, device=p.device).bool()
-        if not bool(valid.any()):
+            valid &= _as_numpy(mask).astype(bool)
+        if not valid.any():
             return
-        p = p.movedim(1, -1)[valid]  # (n, C)
-        lo, hi = float(p.min()), float(p.max())
+        # top-label confidence and class along the class axis, without moving it (a copy of
+        # every probability would cost more than the counting)
+        conf = p.max(axis=1)[valid]
+        pred = p.argmax(axis=1)[valid]
+        lo, hi = float(conf.min()), float(conf.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(f"probs span [{lo:.3g}, {hi:.3g}]; pass softmax probabilities, "
                              "not logits")
-        conf, pred = p.max(1)
-        conf = conf.double()
-        t = t[valid].long()
+        t = t[valid].astype(np.int64)
         if int(t.max()) >= p.shape[1] or int(t.min()) < 0:
             raise ValueError(f"truth labels outside [0, {p.shape[1]}); map unwanted labels to "
                              "the ignore index")
-        b = (conf * self.num_bins).long().clamp_(0, self.num_bins - 1)
         m = self.num_bins
-        self.count += torch.bincount(b, minlength=m).cpu().numpy()
-        self.conf_sum += torch.bincount(b, weights=conf, minlength=m).cpu().numpy()
-        self.correct += torch.bincount(b[pred == t], minlength=m).cpu().numpy()
+        conf = conf.astype(np.float64)
+        b = np.clip((conf * m).astype(np.int64), 0, m - 1)
+        self.count += np.bincount(b, minlength=m)
+        self.conf_sum += np.bincount(b, weights=conf, minlength=m)
+        self.correct += np.bincount(b[pred == t], minlength=m)
 
     def merge(self, other: Calibration) -> Calibration:
         """Add ``other``'s sums into this accumulator (in place) and return self."""
