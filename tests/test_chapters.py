@@ -21,6 +21,7 @@ PENDING_REWRITE = frozenset(CHAPTERS) - {
     "04_uncertainty",
     "05_ensembles",
     "08_cse_unet",
+    "09_distance_loss",
 }
 """Chapters whose pages may still fail the reader checks of :mod:`aerialseg.bookcheck`
 (issue 17): their problems are printed, not failed. Remove a chapter once it is rewritten;

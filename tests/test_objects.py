@@ -126,37 +126,51 @@ def test_bad_input():
         match_class(np.zeros((3, 3)), np.zeros((3, 3)), 1, min_overlap=2.0)
 
 
-def test_counts_dataarray_and_tables():
-    from aerialseg.objects import counts_dataarray, counts_per_class, counts_table
-
-    a = np.zeros((2, len(KINDS)))
-    a[:, KINDS.index("spurious")] = [3, 1]
-    b = a.copy()
-    b[:, KINDS.index("spurious")] = [5, 3]
-    da = counts_dataarray({("base", 0): a, ("base", 1): b, ("base_lossd", 0): a},
-                          ["road", "car"])
-    assert da.dims == ("method", "seed", "class", "kind")
-    assert np.isnan(da.sel({"method": "base_lossd", "seed": 1})).all()
-    table = counts_table(da)
-    assert table.loc["base", "spurious"] == "6.0 ± 2.8"  # totals 4 and 8
-    assert table.loc["base_lossd", "spurious"] == "4"
-    assert counts_table(da, classes=["car"]).loc["base", "spurious"] == "2.0 ± 1.4"
-    per_class = counts_per_class(da)
-    assert per_class.loc["road", ("spurious", "base")] == 4.0
+def _maps(*pairs):
+    return {f"s{i}": {"pred": p.astype(np.uint8), "truth": t.astype(np.uint8)}
+            for i, (p, t) in enumerate(pairs)}
 
 
-def test_sensitivity_table():
-    from aerialseg.objects import sensitivity_table
+def test_rules_share_one_pass_and_match_the_single_rule_counts():
+    from aerialseg.objects import object_errors_by_rule
 
     t = _truth()
     p = t.copy()
     p[12:18, 2:8] = 0
     p[12:13, 2:8] = 1  # 6 of B's 36 px found
     p[0, 19] = 1  # a one-pixel speckle
-    maps = {("a", 0): {"s": {"pred": p.astype(np.uint8), "truth": t.astype(np.uint8)}},
-            ("a", 1): {"s": {"pred": t.astype(np.uint8), "truth": t.astype(np.uint8)}}}
-    df = sensitivity_table(maps, (1,), min_sizes=(1, 2), min_overlaps=(0.0, 0.5))
-    assert df.loc[(1, 0.0), ("spurious", "a")] == 0.5  # speckle, one of two seeds
-    assert df.loc[(2, 0.0), ("spurious", "a")] == 0.0  # speckle below min_size
-    assert df.loc[(1, 0.0), ("missed", "a")] == 0.0  # any overlap finds B
-    assert df.loc[(1, 0.5), ("missed", "a")] == 0.5  # 1/6 of B is not enough
+    rules = [(1, 0.0), (2, 0.0), (1, 0.5), (10, 0.5)]
+    got = object_errors_by_rule(p, t, (0, 1), rules)
+    for r, (size, overlap) in enumerate(rules):
+        np.testing.assert_array_equal(
+            got[r], object_errors(p, t, (0, 1), min_overlap=overlap, min_size=size))
+    spur, miss = KINDS.index("spurious"), KINDS.index("missed")
+    assert got[0, 1, spur] == 1 and got[1, 1, spur] == 0  # the speckle, then below min_size
+    assert got[0, 1, miss] == 0 and got[2, 1, miss] == 1  # any overlap finds B; half does not
+
+
+def test_tally_counts_per_scene_and_per_rule():
+    from aerialseg.objects import ObjectTally, counts_frame, totals
+
+    t = _truth()
+    p = t.copy()
+    p[12:18, 2:8] = 0  # B missed
+    p[2:5, 14:17] = 1  # a spurious blob
+    tally = ObjectTally((1,), ("building",), min_size=1, rules=((1, 0.5), (50, 0.5)))
+    got = tally.add("a", 0, _maps((p, t), (t, t)))
+    assert got["objects_missed"] == 1 and got["objects_spurious"] == 1
+    assert got["objects_objects"] == 4  # two objects in each of two scenes
+    tally.add("a", 1, _maps((t, t), (t, t)))
+    tally.counter("b", 0)(type("Ev", (), {"maps": _maps((t, t), (p, t))})())
+    da = tally.dataarray()
+    assert da.dims == ("method", "seed", "scene", "class", "kind")
+    assert da.sizes["scene"] == 2 and np.isnan(da.sel({"method": "b", "seed": 1})).all()
+    tot = totals(da)
+    assert float(tot.sel({"method": "a", "seed": 0, "kind": "missed"})) == 1
+    frame = counts_frame(da)
+    assert frame.loc["a", "missed"] == 0.5 and frame.loc["b", "spurious"] == 1.0
+    sens = tally.sensitivity()
+    assert sens.loc[(1, 0.5), "spurious|a"] == 0.5  # mean over seeds 0 and 1
+    assert sens.loc[(50, 0.5), "spurious|a"] == 0.0  # no component of 50 px or more
+    with pytest.raises(ValueError, match="same validation scenes"):
+        tally.add("c", 0, _maps((t, t)))

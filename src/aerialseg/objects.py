@@ -17,12 +17,18 @@ pixels of the full ground truth. With ``min_overlap`` = f (default 0.5):
 Components smaller than ``min_size`` pixels (in truth or prediction) are not counted as
 objects or segments (their pixels still count as overlap). Counts are summed over scenes
 with :class:`ObjectCounter`; ``f -> 0`` gives the loosest matching ("any overlap").
+
+A chapter counts every run with an :class:`ObjectTally`: per scene (so that a change of a
+count can get the study's paired bootstrap interval over seeds and scenes, see
+:func:`aerialseg.papers.lossd.analysis.paired_count_change`) and under several matching
+rules at once (for a sensitivity table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,38 +74,40 @@ def _structure(connectivity: int) -> np.ndarray:
     return ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
 
 
-def _components(mask: np.ndarray, structure: np.ndarray,
-                min_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labels with components < min_size removed (ids kept) and the ids that count."""
-    lab, n = ndimage.label(mask, structure)
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    keep = np.flatnonzero(sizes >= max(min_size, 1))
-    keep = keep[keep > 0]
-    return lab, keep
+def _check_rule(min_overlap: float) -> None:
+    if not 0.0 <= min_overlap <= 1.0:
+        raise ValueError(f"min_overlap must be a fraction in [0, 1], got {min_overlap}")
 
 
-def match_class(pred: np.ndarray, truth: np.ndarray, cls: int, *, min_overlap: float = 0.5,
-                connectivity: int = 8, min_size: int = 1,
-                ignore_index: int = IGNORE_INDEX) -> ObjectMatch:
-    """Match the class-``cls`` segments of ``pred`` with the objects of ``truth`` (H, W).
+def _joint(pred: np.ndarray, truth: np.ndarray, cls: int, connectivity: int,
+           ignore_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Component labels of class ``cls`` in truth and prediction, and their joint histogram.
 
-    See the module docstring for the definitions.
+    Returns ``(truth_labels, pred_labels, joint)``: every component keeps its id (0 = not
+    this class); ``joint[p, t]`` counts the pixels of segment p on object t (0 = none). The
+    matching rules only read this histogram, so one pass serves every rule.
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape or pred.ndim != 2:
         raise ValueError(f"pred and truth must be 2D label maps of one shape, got {pred.shape} "
                          f"and {truth.shape}; call once per scene")
-    if not 0.0 <= min_overlap <= 1.0:
-        raise ValueError(f"min_overlap must be a fraction in [0, 1], got {min_overlap}")
     valid = truth != ignore_index
     st = _structure(connectivity)
-    t_lab, t_ids = _components(valid & (truth == cls), st, min_size)
-    p_lab, p_ids = _components(valid & (pred == cls), st, min_size)
-    nt, np_ = int(t_lab.max()), int(p_lab.max())
-    # joint histogram of (segment id, object id) over all pixels, 0 = none
+    t_lab, nt = ndimage.label(valid & (truth == cls), st)
+    p_lab, np_ = ndimage.label(valid & (pred == cls), st)
     joint = np.bincount((p_lab.astype(np.int64) * (nt + 1) + t_lab).ravel(),
                         minlength=(np_ + 1) * (nt + 1)).reshape(np_ + 1, nt + 1)
+    return t_lab, p_lab, joint
+
+
+def _match(t_lab: np.ndarray, p_lab: np.ndarray, joint: np.ndarray, min_overlap: float,
+           min_size: int) -> ObjectMatch:
+    """The rule ``(min_overlap, min_size)`` applied to :func:`_joint`'s histogram."""
+    _check_rule(min_overlap)
     p_area, t_area = joint.sum(1), joint.sum(0)
+    t_ids = np.flatnonzero(t_area >= max(min_size, 1))
+    p_ids = np.flatnonzero(p_area >= max(min_size, 1))
+    t_ids, p_ids = t_ids[t_ids > 0], p_ids[p_ids > 0]
     p_on_truth = joint[:, 1:].sum(1)  # segment pixels that are truly cls (any object)
     t_found = joint[1:, :].sum(0)  # object pixels predicted as cls (any segment)
 
@@ -114,6 +122,34 @@ def match_class(pred: np.ndarray, truth: np.ndarray, cls: int, *, min_overlap: f
     split = t_ids[linked.sum(0) >= 2]
     merged = p_ids[linked.sum(1) >= 2]
     return ObjectMatch(t_lab, p_lab, len(t_ids), len(p_ids), spurious, missed, split, merged)
+
+
+def match_class(pred: np.ndarray, truth: np.ndarray, cls: int, *, min_overlap: float = 0.5,
+                connectivity: int = 8, min_size: int = 1,
+                ignore_index: int = IGNORE_INDEX) -> ObjectMatch:
+    """Match the class-``cls`` segments of ``pred`` with the objects of ``truth`` (H, W).
+
+    See the module docstring for the definitions.
+    """
+    _check_rule(min_overlap)
+    return _match(*_joint(pred, truth, cls, connectivity, ignore_index), min_overlap,
+                  min_size)
+
+
+def object_errors_by_rule(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int],
+                          rules: Sequence[tuple[int, float]], *, connectivity: int = 8,
+                          ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """Counts ``(len(rules), len(classes), len(KINDS))`` of one scene under several rules.
+
+    ``rules`` are ``(min_size, min_overlap)`` pairs; the components are found once.
+    """
+    out = np.zeros((len(rules), len(classes), len(KINDS)), np.int64)
+    for i, c in enumerate(classes):
+        joint = _joint(pred, truth, int(c), connectivity, ignore_index)
+        for r, (size, overlap) in enumerate(rules):
+            counts = _match(*joint, overlap, size).counts()
+            out[r, i] = [counts[k] for k in KINDS]
+    return out
 
 
 def object_errors(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int], *,
@@ -190,81 +226,141 @@ def error_overlay(pred: np.ndarray, truth: np.ndarray, classes: Sequence[int], *
     return out
 
 
-def counts_dataarray(counts: dict[tuple[str, int], np.ndarray],
-                     class_names: Sequence[str]) -> xr.DataArray:
-    """``objects[method, seed, class, kind]`` from ``{(method, seed): (classes, KINDS)}``.
+# --------------------------------------------------------------------------- a chapter's tally
 
-    Missing (method, seed) pairs are NaN.
-    """
-    methods = list(dict.fromkeys(m for m, _ in counts))
-    seeds = sorted({s for _, s in counts})
-    arr = np.full((len(methods), len(seeds), len(class_names), len(KINDS)), np.nan)
-    for (m, s), c in counts.items():
-        arr[methods.index(m), seeds.index(s)] = c
-    return xr.DataArray(arr, dims=("method", "seed", "class", "kind"),
-                        coords={"method": methods, "seed": seeds, "class": list(class_names),
-                                "kind": list(KINDS)}, name="objects")
-
-
-def counts_table(da: xr.DataArray, *, classes: Sequence[str] | None = None,
-                 kinds: Sequence[str] = KINDS) -> pd.DataFrame:
-    """Mean ± std over seeds per method of the counts summed over ``classes`` (default all)."""
-    sel = da if classes is None else da.sel({"class": list(classes)})
-    total = sel.sum("class", min_count=1)
-    rows = {}
-    for m in da["method"].values:
-        row = {}
-        for k in kinds:
-            v = total.sel({"method": m, "kind": k}).values.astype(float)
-            v = v[np.isfinite(v)]
-            row[k] = ("–" if v.size == 0 else f"{v[0]:.0f}" if v.size == 1
-                      else f"{v.mean():.1f} ± {v.std(ddof=1):.1f}")
-        rows[str(m)] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+KIND_NAMES: dict[str, str] = {
+    "objects": "True objects", "segments": "Predicted segments",
+    "spurious": "Spurious segments", "missed": "Missed objects",
+    "split": "Split objects", "merged": "Merged segments",
+}
+"""Reader-facing names of :data:`KINDS`."""
+ERRORS: tuple[str, ...] = ("spurious", "missed", "split", "merged")
+"""The four error kinds."""
+RULES: tuple[tuple[int, float], ...] = ((1, 0.0), (1, 0.5), (10, 0.0), (10, 0.5), (50, 0.0),
+                                        (50, 0.5))
+"""Matching rules ``(min_size, min_overlap)`` of the sensitivity table."""
 
 
-def counts_per_class(da: xr.DataArray, *,
-                     kinds: Sequence[str] = ("objects", "segments", "spurious", "missed")
-                     ) -> pd.DataFrame:
-    """Mean over seeds per class (rows) and (kind, method) (columns)."""
-    mean = da.mean("seed").sel(kind=list(kinds))
-    cols = {(k, str(m)): mean.sel({"kind": k, "method": m}).to_series()
-            for k in kinds for m in da["method"].values}
-    df = pd.DataFrame(cols)
-    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["kind", "method"])
-    return df
-
-
-def sensitivity_table(maps: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]],
-                      classes: Sequence[int], *, min_sizes: Sequence[int] = (1, 10, 50),
-                      min_overlaps: Sequence[float] = (0.0, 0.5),
-                      kinds: Sequence[str] = ("spurious", "missed"),
-                      connectivity: int = 8) -> pd.DataFrame:
-    """How the counts depend on the matching rule: totals over classes, mean over seeds.
-
-    Args:
-        maps: ``{(method, seed): evaluation maps}`` (``pred`` and ``truth`` per scene).
-        classes: class indices counted.
-        min_sizes: smallest component sizes tried (px).
-        min_overlaps: overlap fractions tried (every combination with ``min_sizes``).
-        kinds: error kinds shown.
-        connectivity: 4 or 8.
+def count_scenes(maps: Mapping[str, Mapping[str, np.ndarray]], classes: Sequence[int], *,
+                 min_overlap: float = 0.5, connectivity: int = 8, min_size: int = 1,
+                 rules: Sequence[tuple[int, float]] = ()
+                 ) -> tuple[list[str], np.ndarray]:
+    """Counts of every scene of ``maps`` (``{scene: {"pred", "truth"}}``).
 
     Returns:
-        Rows (min_size, min_overlap), columns (kind, method).
+        The scene names and an int64 array ``(scenes, len(classes), len(KINDS))``; with
+        ``rules`` (``(min_size, min_overlap)`` pairs), ``(scenes, 1 + len(rules), classes,
+        KINDS)``, the first rule being ``(min_size, min_overlap)``.
     """
-    methods = list(dict.fromkeys(m for m, _ in maps))
-    rows = {}
-    for size in min_sizes:
-        for overlap in min_overlaps:
-            per: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-            for (m, _), mp in maps.items():
-                c = count_maps(mp, classes, min_overlap=overlap, connectivity=connectivity,
-                               min_size=size).sum(0)
-                per[m].append(c)
-            rows[(size, overlap)] = {(k, m): float(np.mean([c[KINDS.index(k)] for c in per[m]]))
-                                     for k in kinds for m in methods}
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index = pd.MultiIndex.from_tuples(df.index, names=["min_size (px)", "min_overlap"])
-    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["kind", "method"])
-    return df
+    names = list(maps)
+    every = [(min_size, min_overlap), *rules]
+    out = np.zeros((len(names), len(every), len(classes), len(KINDS)), np.int64)
+    for i, name in enumerate(names):
+        m = maps[name]
+        # evaluation maps are uint8, where the ignore label 255 survives the cast
+        out[i] = object_errors_by_rule(np.asarray(m["pred"]).astype(np.int64),
+                                       np.asarray(m["truth"]).astype(np.int64), classes,
+                                       every, connectivity=connectivity)
+    return names, (out if rules else out[:, 0])
+
+
+@dataclass
+class ObjectTally:
+    """Object counts of every evaluated run of a chapter, per scene, and under other rules.
+
+    Pass :meth:`counter` as the ``extra`` of :meth:`aerialseg.chapter.Chapter.evaluate`: it
+    sees the maps of every validation scene (the chapter keeps only the first afterwards)
+    and returns the run's totals, which the results file records per run
+    (``objects_spurious`` ...). :meth:`add` takes maps computed elsewhere (the per-pixel
+    baseline's).
+
+    Args:
+        classes: class indices counted (the evaluated classes).
+        class_names: their names.
+        min_overlap, connectivity, min_size: the matching rule (:func:`match_class`).
+        rules: further ``(min_size, min_overlap)`` rules whose totals are kept for
+            :meth:`sensitivity` (same connectivity).
+    """
+
+    classes: Sequence[int]
+    class_names: Sequence[str]
+    min_overlap: float = 0.5
+    connectivity: int = 8
+    min_size: int = 10
+    rules: Sequence[tuple[int, float]] = RULES
+    scenes: list[str] = field(init=False, default_factory=list)
+    per_scene: dict[tuple[str, int], np.ndarray] = field(init=False, default_factory=dict)
+    by_rule: dict[tuple[str, int], np.ndarray] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.classes = tuple(int(c) for c in self.classes)
+        self.class_names = tuple(str(c) for c in self.class_names)
+        if len(self.classes) != len(self.class_names):
+            raise ValueError(f"{len(self.classes)} classes but {len(self.class_names)} names")
+        _structure(self.connectivity)  # checks the value
+
+    def add(self, method: str, seed: int, maps: Mapping[str, Mapping[str, np.ndarray]]
+            ) -> dict[str, float]:
+        """Count one run's maps (every validation scene); returns its totals by kind."""
+        names, counts = count_scenes(maps, self.classes, min_overlap=self.min_overlap,
+                                     connectivity=self.connectivity, min_size=self.min_size,
+                                     rules=tuple(self.rules))
+        if not self.scenes:
+            self.scenes = names
+        elif names != self.scenes:
+            raise ValueError(f"run {method!r} seed {seed} has scenes {names}, the others "
+                             f"{self.scenes}: object counts need the same validation scenes")
+        self.by_rule[(str(method), int(seed))] = counts[:, 1:].sum((0, 2))
+        counts = counts[:, 0]
+        self.per_scene[(str(method), int(seed))] = counts
+        total = counts.sum((0, 1))
+        return {f"objects_{k}": float(total[i]) for i, k in enumerate(KINDS)}
+
+    def counter(self, method: str, seed: int) -> Callable[[Any], dict[str, float]]:
+        """The ``extra`` function of ``Chapter.evaluate`` that counts the run's maps."""
+        return lambda evaluation: self.add(method, seed, evaluation.maps)
+
+    def dataarray(self) -> xr.DataArray:
+        """``objects[method, seed, scene, class, kind]`` (NaN for a missing run)."""
+        methods = list(dict.fromkeys(m for m, _ in self.per_scene))
+        seeds = sorted({s for _, s in self.per_scene})
+        arr = np.full((len(methods), len(seeds), len(self.scenes), len(self.classes),
+                       len(KINDS)), np.nan)
+        for (m, s), c in self.per_scene.items():
+            arr[methods.index(m), seeds.index(s)] = c
+        return xr.DataArray(arr, dims=("method", "seed", "scene", "class", "kind"),
+                            coords={"method": methods, "seed": seeds, "scene": self.scenes,
+                                    "class": list(self.class_names), "kind": list(KINDS)},
+                            name="objects")
+
+    def sensitivity(self, kinds: Sequence[str] = ("spurious", "missed")) -> pd.DataFrame:
+        """Totals (classes and scenes; mean over seeds) under each rule of :attr:`rules`.
+
+        Rows: ``(min_size, min_overlap)``; columns ``"<kind>|<method>"``.
+        """
+        methods = list(dict.fromkeys(m for m, _ in self.by_rule))
+        rows = {}
+        for r, rule in enumerate(self.rules):
+            rows[rule] = {f"{k}|{m}": float(np.mean([v[r, KINDS.index(k)]
+                                                     for (mm, _), v in self.by_rule.items()
+                                                     if mm == m]))
+                          for k in kinds for m in methods}
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.index = pd.MultiIndex.from_tuples(df.index, names=["min_size", "min_overlap"])
+        return df
+
+
+# --------------------------------------------------------------------------- summaries
+
+def totals(da: xr.DataArray) -> xr.DataArray:
+    """``objects`` summed over scenes and classes: ``[method, seed, kind]`` (NaN: no run)."""
+    dims = [d for d in ("scene", "class") if d in da.dims]
+    return da.sum(dims, min_count=1)
+
+
+def counts_frame(da: xr.DataArray, kinds: Sequence[str] = KINDS) -> pd.DataFrame:
+    """Per method (rows), the mean over seeds of the total count of each kind (columns)."""
+    t = totals(da)
+    return pd.DataFrame({k: [float(np.nanmean(t.sel({"method": m, "kind": k}).values))
+                             for m in t["method"].values] for k in kinds},
+                        index=[str(m) for m in t["method"].values])

@@ -1,6 +1,8 @@
 import math
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -189,7 +191,8 @@ def test_lossd_cost_map_sums_to_the_loss():
 def test_loss_step_cost_table():
     target = torch.from_numpy(_labels(32))[None].repeat(2, 1, 1)
     df = LA.loss_step_cost(target, 6, max_iter=10, repeats=1)
-    assert len(df) == 5 and (df["ms per step (fwd + bwd)"] > 0).all()
+    assert list(df.index) == list(LA.STEP_COST_LABELS)
+    assert (df["time per step (ms)"] > 0).all() and df.loc["base", "distance maps"] == "no maps"
     assert df.attrs["batch"] == (2, 6, 32, 32)
 
 
@@ -204,33 +207,6 @@ def test_objective_weights():
         LA.objective_weights("base", 3)
 
 
-def _results(values: dict[tuple[str, int], float]):
-    import xarray as xr
-
-    methods = list(dict.fromkeys(k[0] for k in values))
-    seeds = sorted({k[1] for k in values})
-    arr = np.full((len(methods), len(seeds), 1, 1, 4), np.nan)
-    for (mm, s), v in values.items():
-        arr[methods.index(mm), seeds.index(s), 0, 0] = [v, v + 0.1, 0.5, 0.2]
-    return xr.Dataset({"scores": (("method", "seed", "protocol", "class", "metric"), arr)},
-                      coords={"method": methods, "seed": seeds, "protocol": ["eroded"],
-                              "class": ["overall"],
-                              "metric": ["iou", "f1", "oa", "boundary_f1"]})
-
-
-def test_paired_gains():
-    ds = _results({("base", 0): 0.50, ("base", 1): 0.60, ("base_lossd", 0): 0.52,
-                   ("base_lossd", 1): 0.64})
-    mean, std = LA.paired_gain(ds, "base_lossd", "iou")
-    assert mean == pytest.approx(3.0) and std == pytest.approx(np.std([2.0, 4.0], ddof=1))
-    table = LA.gains_vs_base(ds)
-    assert list(table.index) == ["base_lossd − base"]
-    assert table.loc["base_lossd − base", "mIoU"] == "+3.00 ± 1.41"
-    assert table.loc["base_lossd − base", "OA"] == "+0.00 ± 0.00"
-    one = _results({("base", 0): 0.5, ("base_lossd", 0): 0.45})
-    assert LA.gains_vs_base(one).loc["base_lossd − base", "mIoU"] == "-5.00"
-
-
 def test_cost_summary_and_loss_times():
     class Run:
         def __init__(self, ms):
@@ -238,9 +214,14 @@ def test_cost_summary_and_loss_times():
                             {"seconds": 4.0, "loss_ms": ms + 2}]
 
     runs = {("base", 0): Run(1.0), ("base_lossd", 0): Run(5.0), ("base_lossd", 1): Run(7.0)}
+    for run in runs.values():
+        run.history[0]["steps"] = run.history[1]["steps"] = 10
+    runs[("base", 0)].cfg = type("Cfg", (), {"loss": "ce_dice"})()
     cost = LA.cost_summary(runs)
-    assert cost.loc["base_lossd", "loss ms/step (forward)"] == pytest.approx(7.0)
-    assert cost.loc["base", "s/epoch"] == pytest.approx(3.0)
+    assert cost.loc["base_lossd", "loss forward (ms per step)"] == pytest.approx(7.0)
+    assert cost.loc["base", "training step (ms)"] == pytest.approx(300.0)  # 6 s / 20 steps
+    assert cost.loc["base_lossd", "distance maps, once (s)"] == pytest.approx(0.5)
+    assert np.isnan(cost.loc["base", "distance maps, once (s)"])  # CE + Dice has no maps
     da = LA.loss_time_dataarray(runs)
     assert da.sel({"method": "base_lossd", "seed": 1}) == pytest.approx(8.0)
     assert np.isnan(da.sel({"method": "base", "seed": 1}))
@@ -260,6 +241,253 @@ def test_reported_numbers():
     t = lossd_abstract_table()
     assert t.loc["LoveDA", "base (implied)"] == 54.2
     assert t.loc["UAVid", "base (implied)"] == 70.0
-    assert t.loc["Potsdam", "base (implied)"] == 93.4 and t.loc["Potsdam", "metric"] == "mF1"
+    assert t.loc["Potsdam", "base (implied)"] == 93.4
+    assert t.loc["Potsdam", "metric"] == "mean F1"
     assert {r.method for r in PAPER_RESULTS} == {"base", "base_lossd"}
     assert {(c.metric, c.paper_delta) for c in CLAIMS} == {("f1", 0.7), ("iou", 1.6)}
+
+
+# ------------------------------------------------------------------ what is trained
+
+
+def test_schedule_and_run_tables_describe_the_profile():
+    cfgs = {n: _cfg(n, profile="default", crop_size=None, samples_per_epoch=None,
+                    batch_size=None, epochs=None) for n in LA.METHODS}
+    sched = LA.schedule_table(cfgs)
+    lam, share = sched.iloc[0], sched.iloc[1]
+    assert (lam == 1.0).all()  # lambda_d constant, no warm-up
+    assert share["0 %"] == 0.0 and share["50 %"] == pytest.approx(0.99)  # floor at half
+    runs = LA.run_table(cfgs)
+    assert list(runs.index) == list(LA.METHODS)
+    assert set(runs["network"]) == {"FCN, widths 16 to 128"}
+    assert set(runs["steps"]) == {"900"} and set(runs["batch"]) == {"8 crops of 128 px"}
+    assert runs.loc["base", "optimiser"].startswith("SGD, lr 0.03")
+    full = resolve_run("base", profile="full", in_bands=BANDS, data={})
+    assert LA.network_name(full) == "U-Net, width 64"
+    assert LA.planned_steps(full.train) == 45 * 128
+    assert LA.network_phrase(cfgs["base"]).startswith("the study's shared backbone")
+    assert LA.network_phrase(full) == "the U-Net, width 64"
+
+
+def test_architecture_cost_and_its_sentence():
+    fcn = _cfg("base", crop_size=32)
+    unet = resolve_run("base", profile="full", in_bands=BANDS, data={}, base_width=8)
+    cost = LA.architecture_step_cost({"backbone": fcn, "unet": unet}, num_classes=6, crop=32,
+                                     repeats=1)
+    assert list(cost.index) == ["backbone", "unet"] and cost.loc["backbone", "relative"] == 1
+    assert (cost["time per crop (ms)"] > 0).all()
+    assert cost.loc["unet", "parameters (M)"] > cost.loc["backbone", "parameters (M)"]
+    fake = pd.DataFrame({"time per crop (ms)": [10.0, 1000.0]}, index=["backbone", "unet"])
+    cfg = _cfg("base", profile="default", crop_size=None, samples_per_epoch=None,
+               batch_size=None, epochs=None)
+    text = LA.network_sentence(fake, cfg, "a CPU", runs=9)
+    assert "100 times as long" in text and "900 steps of 8 crops" in text
+    assert "about 2.0 hours per run, for 9 runs" in text  # 900 * 8 * 1 s
+    assert "trains the U-Net itself" in LA.network_sentence(fake.loc[["unet"]], cfg, "x",
+                                                            runs=9)
+
+
+def test_training_table_applies_the_convergence_rule():
+    class Run:
+        def __init__(self, losses, reused):
+            self.history = [{"loss": v, "steps": 5} for v in losses]
+            self.train_seconds, self.reused = 12.0, reused
+
+    flat = [1.0] * 20
+    falling = list(np.linspace(2.0, 1.0, 20))
+    t = LA.training_table({("base", 0): Run(flat, True), ("base_lossd", 0): Run(falling, False)})
+    assert list(t["converged"]) == [True, False] and list(t["steps"]) == [100, 100]
+    assert list(t["reused"]) == [True, False] and t.loc[1, "final loss"] == 1.0
+
+
+# ------------------------------------------------------------------ gains and the summary
+
+CAR, IMP = 4, 0
+
+
+def _evaluation(scenes, miss, rng):
+    from aerialseg.data.classes import ISPRS
+    from aerialseg.evaluation import Accumulator
+
+    acc = Accumulator(ISPRS, block_size=16)
+    for scene in scenes:
+        pred = scene.labels.copy()
+        pred[(pred == CAR) & (rng.random(pred.shape) < miss)] = IMP
+        pred[pred == 255] = IMP
+        acc.add(scene, np.eye(6, dtype=np.float32)[pred].transpose(2, 0, 1))
+    return acc.result()
+
+
+@pytest.fixture
+def results(scene_factory):
+    """Lossd misses fewer cars than CE + Dice; the boundary loss is CE + Dice's twin."""
+    from aerialseg.results import Record, build_results
+
+    scenes = [scene_factory(f"s{i}", size=64, seed=i, split="val") for i in range(3)]
+    spec = {"base": 0.6, "base_lossd": 0.05, "base_boundary": 0.6, "pixel_baseline": 0.9}
+    recs = []
+    for i, (name, miss) in enumerate(spec.items()):
+        for s in (0, 1, 2) if name != "pixel_baseline" else (0,):
+            ev = _evaluation(scenes, miss, np.random.default_rng(100 * i + s))
+            recs.append(Record(name, s, ev, extra={"converged": 1.0}))
+    return build_results(recs, chapter="t", profile="smoke", dataset="synthetic", params={},
+                         device="cpu", hardware="cpu", wall_seconds={})
+
+
+def test_gain_verdicts_table_and_readable_reasons(results):
+    gains = LA.gain_verdicts(results)
+    assert {(g.method, g.cls, g.metric) for g in gains} >= {
+        ("base_lossd", "overall", "iou"), ("base_boundary", "car", "f1")}
+    by = {(g.method, g.cls, g.metric): g for g in gains}
+    assert by[("base_lossd", "car", "f1")].verdict == "supported"
+    assert by[("base_lossd", "car", "f1")].low > 0
+    assert by[("base_boundary", "car", "f1")].verdict != "supported"
+    table = LA.gain_table(gains)
+    assert list(table.columns) == ["base_lossd", "base_boundary"]
+    assert table.loc["Car F1", "base_lossd"].startswith("+")
+    assert table.loc["Car F1", "base_lossd"].endswith("(supported)")
+    assert list(table.index[:3]) == ["mIoU", "Mean F1", "OA"]
+    flagged = LA.gain_verdicts(results, flags={"base_lossd": "not converged (seed 1)"},
+                               per_class=False)
+    names = {"base_lossd": "CE + Dice + Lossd", "base": "CE + Dice"}
+    v = LA.readable(flagged, names)[0]
+    assert v.verdict == "untestable" and v.reason.startswith("CE + Dice + Lossd: not conv")
+    reason = LA.readable_reason("base_lossd: below the per-pixel baseline pixel_baseline "
+                                "(1.0 vs 2.0); base: x", names)
+    assert reason == ("CE + Dice + Lossd: below the per-pixel baseline (1.0 vs 2.0); "
+                      "CE + Dice: x")
+
+
+def test_summary_text_says_effects_verdicts_objects_and_costs(results):
+    from aerialseg import stats
+    from aerialseg.config import Claim
+    from aerialseg.objects import ERRORS
+
+    claims = [Claim("Ma et al. 2026", "Lossd raises car F1", "base_lossd", "base", "car", "f1",
+                    0.7)]
+    verdicts = [stats.judge(results, c) for c in claims]
+    gains = LA.gain_verdicts(results)
+    changes = pd.DataFrame([{"method": m, "kind": k, "estimate": -2.0, "low": -4.0,
+                             "high": 1.0, "baseline": 10.0, "seeds": 3, "scenes": 3}
+                            for m in ("base_lossd", "base_boundary") for k in ERRORS])
+    cost = pd.DataFrame({"time per step (ms)": [5.0, 8.0, 30.0, 1.0, 20.0]},
+                        index=list(LA.STEP_COST_LABELS))
+    flags = stats.sanity_flags(results, pixel_baseline="pixel_baseline")
+    text = LA.summary_text(edition="These results come from X.", network="the backbone",
+                           verdicts=verdicts, claims=claims, gains=gains, changes=changes,
+                           step_cost=cost, flags=flags)
+    assert text.startswith("We trained the backbone with three objectives, CE + Dice, "
+                           "CE + Dice + Lossd and CE + Dice + boundary loss")
+    assert "*Lossd raises car F1* (+0.7 points in the paper) is **supported**" in text
+    assert "spurious segments by \u22122.0 (95 % interval \u22124.0 to +1.0; CE + Dice: 10.0)" \
+        in text
+    assert "took 8 ms with the distance maps cached" in text and "30 ms with the maps" in text
+    assert "untestable" not in text.split("supported")[1]  # every model passes the gates
+    flags["base"] = "not converged (seed 0)"
+    again = LA.summary_text(edition="", network="n", verdicts=[replace(verdicts[0],
+                            verdict="untestable", reason="base: not converged (seed 0)")],
+                            claims=claims, gains=gains, changes=changes.iloc[:0],
+                            step_cost=cost.iloc[:0], flags=flags)
+    assert "**untestable** in this edition" in again
+    assert "CE + Dice: not converged (seed 0)" in again
+
+
+def test_dataset_note_per_dataset(scene_factory):
+    from aerialseg.data.classes import DUBAI, ISPRS, LOVEDA
+
+    class Data:
+        def __init__(self, classes, bands):
+            self.classes, self.bands = classes, bands
+            self.train, self.val = [1, 2], [3]
+
+    syn = LA.dataset_note("synthetic", Data(ISPRS, ("ir", "r", "g")))
+    assert "synthetic" in syn and "IR-R-G" in syn and "clutter" not in syn
+    dubai = LA.dataset_note("dubai", Data(DUBAI, ("r", "g", "b")))
+    assert "no car class" in dubai and "Vaihingen" not in dubai
+    loveda = LA.dataset_note("loveda", Data(LOVEDA, ("r", "g", "b")))
+    assert "LoveDA" in loveda and "agriculture" in loveda
+
+
+# ------------------------------------------------------------------ object counts
+
+
+def test_paired_count_change_known_cases():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 20, (3, 12)).astype(float)
+    est, low, high = LA.paired_count_change(a, a)
+    assert est == 0 and low == 0 and high == 0  # identical runs: no change
+    shifted = a - 1  # one error fewer in every scene of every seed
+    est, low, high = LA.paired_count_change(shifted, a)
+    assert est == -12 and low == -12 and high == -12  # scenes drawn with replacement: still 12
+    noisy = a + rng.integers(-3, 1, a.shape)
+    est, low, high = LA.paired_count_change(noisy, a)
+    assert low <= est <= high and high <= 0
+    with pytest.raises(ValueError, match="same"):
+        LA.paired_count_change(a, a[:2])
+
+
+def test_count_changes_pairs_seeds_and_sums_classes():
+    import xarray as xr
+
+    from aerialseg.objects import ERRORS, KINDS
+
+    arr = np.zeros((2, 3, 4, 2, len(KINDS)))  # method, seed, scene, class, kind
+    arr[0, :, :, :, KINDS.index("spurious")] = 2.0  # base: 2 per class and scene
+    arr[1, :, :, :, KINDS.index("spurious")] = 1.0  # method: 1
+    arr[1, 2] = np.nan  # no seed 2 for the method
+    da = xr.DataArray(arr, dims=("method", "seed", "scene", "class", "kind"),
+                      coords={"method": ["base", "m"], "seed": [0, 1, 2],
+                              "scene": list("abcd"), "class": ["x", "y"], "kind": list(KINDS)})
+    ch = LA.count_changes(da, "base")
+    assert list(ch["kind"]) == list(ERRORS) and set(ch["method"]) == {"m"}
+    row = ch.set_index("kind").loc["spurious"]
+    assert row["estimate"] == -8 and row["low"] == -8 and row["baseline"] == 16
+    assert row["seeds"] == 2 and row["scenes"] == 4
+    assert ch.set_index("kind").loc["missed", "estimate"] == 0
+
+
+def test_pixel_baseline_id_is_the_chapters():
+    from aerialseg.chapter import PIXEL_BASELINE
+
+    assert LA.PIXEL_BASELINE == PIXEL_BASELINE
+
+
+# ------------------------------------------------------------------ figures
+
+
+def test_figures_are_legible_at_the_column_width():
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    from aerialseg import plots, stats
+    from aerialseg.data.classes import ISPRS
+    from aerialseg.objects import KINDS
+    from aerialseg.papers.lossd import plots as LP
+
+    plots.book_style()
+    lab = _labels(64)
+    full = np.where(lab == 1, 5, -5).astype(float)
+    figs = {"charges": LP.error_charges(LA.error_cost_table((1, 2, 4), max_iter=8, size=41,
+                                                            half=8)),
+            "maps": LP.distance_maps(lab, full, -full, 1, ISPRS, crop=48)}
+    totals = xr.DataArray(np.arange(3 * 2 * len(KINDS), dtype=float).reshape(3, 2, -1),
+                          dims=("method", "seed", "kind"),
+                          coords={"method": list(LA.METHODS), "seed": [0, 1],
+                                  "kind": list(KINDS)})
+    figs["objects"] = LP.object_counts(totals)
+    preds = {m: lab for m in LA.METHODS}
+    over = {m: np.zeros_like(lab, np.int8) for m in LA.METHODS}
+    figs["gallery"] = LP.object_errors_gallery(preds, over, lab, ISPRS,
+                                               image=np.zeros((64, 64, 3)))
+    figs["charge_maps"] = LP.charge_maps({m: np.random.default_rng(0).random((64, 64))
+                                          for m in LA.METHODS})
+    v = [stats.Verdict("inconclusive", 0.01 * i, -0.01, 0.02 * i, 3, method=m,
+                       baseline="base", metric="f1", cls=c)
+         for i, m in enumerate(("base_lossd", "base_boundary"))
+         for c in ("overall", "building", "low_vegetation")]
+    figs["gains"] = LP.gain_intervals(v)
+    for name, fig in figs.items():
+        assert plots.check_legible(fig) == [], name
+        w, _ = fig.get_size_inches()
+        assert w <= plots.BOOK_WIDTH_IN + 1e-6, name
+        plt.close(fig)

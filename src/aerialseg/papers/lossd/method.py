@@ -1,9 +1,14 @@
 """Ma et al. 2026: the distance loss (Lossd) and Kervadec's boundary loss as prior art.
 
-Three methods on one model (the plain U-Net of the library, ``unet_plain``) and one optimiser:
+Three methods that differ only in the loss: one model and one training for all three. In
+the ``full`` profile that is the plain U-Net of the library (``unet_plain``) with the
+authors' AdamW recipe; in the CPU and GPU profiles (``smoke``, ``default``, ``gpu``) it is
+the study's shared backbone (:data:`aerialseg.profiles.SHARED_BACKBONE`: the FCN of chapter
+03 with its SGD training), as in the other loss-comparison chapters:
 
 * ``base``: CE (label smoothing 0.05) + Dice, the base loss of the authors' GeoSeg framework;
-* ``base_lossd``: ``CE + Dice + lossd_weight * Lossd`` (methods.md §8, λ_d reconstructed);
+* ``base_lossd``: ``CE + Dice + lossd_weight * Lossd`` (the authors' code skeleton; λ_d
+  reconstructed);
 * ``base_boundary``: ``alpha * (CE + Dice) + (1 - alpha) * L_B`` (Kervadec et al.).
 
 The distance maps depend only on the labels, so :func:`setup` computes them **once per
@@ -145,10 +150,6 @@ def setup(ctx: Any) -> list[Callback]:
     callbacks: list[Callback] = [LossTimer(ctx.loss_fn, ctx.device, seconds)]
     if "lossd_full" in maps:
         callbacks.append(LossdPositiveMap())
-    if maps:
-        mb = sum(a.nbytes for arrs in maps.values() for a in arrs) / 2**20
-        print(f"distance maps of {len(ds.labels)} training scenes computed once in "
-              f"{seconds:.2f} s ({mb:.0f} MiB cached)")
     return callbacks
 
 
@@ -167,12 +168,10 @@ _COMMON = {
 }
 _MODEL = ("base_width", "dropout2d")
 
-# CPU profiles: a narrow U-Net and short training (the chapter says so); "full" keeps the
-# U-Net's standard width 64 and the authors' 45 epochs on Potsdam, with 1024 patches per
-# epoch (about 5800 steps per run, a few minutes on one GPU; 9 runs fit the book's budget).
 # The CPU and GPU profiles train the study's shared backbone (aerialseg.profiles) with the
-# same training for the three objectives (they differ only in the loss); ``full`` is the
-# U-Net with the authors' AdamW recipe.
+# same training for the three objectives (they differ only in the loss); "full" keeps the
+# U-Net at its standard width 64 with the authors' AdamW recipe and 45 epochs, with 1024
+# patches per epoch (about 5800 steps per run on one GPU).
 _PROFILES: dict[str, dict[str, Any]] = {
     "smoke": backbone("smoke", epochs=2),
     "default": backbone("default"),
@@ -202,7 +201,7 @@ METHODS: dict[str, MethodSpec] = {
         model="unet_plain", loss="lossd",
         params={**_COMMON, **LOSSD_PARAMS}, model_params=_MODEL,
         loss_params=("label_smoothing", *LOSSD_PARAMS),
-        # the smoke profile caps the distances at 10 (methods.md §8: 10-20 on CPU)
+        # the smoke profile caps the distances at 10 (small crops, few steps)
         profiles=_with({"smoke": {"lossd_max_iter": 10}}), source=SOURCE,
         setup=setup),
     "base_boundary": MethodSpec(
