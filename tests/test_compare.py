@@ -136,21 +136,21 @@ def test_variants_are_read_only_when_asked(scene_factory):
 
 def test_check_claims_uses_the_one_rule(scene_factory):
     scenes = [scene_factory(seed=i, size=64, split="val") for i in range(2)]
-    write_runs("03_x", [(m, s, n) for m, n in (("good", 0.0), ("base", 6.0))
+    write_runs("03_x", [(m, s, n) for m, n in (("good", 0.0), ("plain", 6.0))
                         for s in (0, 1, 2)], scenes)
     ds = compare.load_all("synthetic", "smoke")
-    c = Claim("P", "good beats base", "good", "base", "overall", "f1", 5.0)
-    rows = compare.check_claims(ds, [c, Claim("P", "absent", "nope", "base", "overall", "f1")])
+    c = Claim("P", "good beats base", "good", "plain", "overall", "f1", 5.0)
+    rows = compare.check_claims(ds, [c, Claim("P", "absent", "nope", "plain", "overall", "f1")])
     assert len(rows) == 1
     row = rows.iloc[0]
     assert row["verdict"] == "supported" and row["holds here"]
     assert 0 < row["low (points)"] <= row["ours (points)"] <= row["high (points)"]
-    assert row["sentence"].startswith("good raises mean F1 over base by")
-    rows = compare.check_claims(ds, [c], flags={"base": "has not converged"})
+    assert row["sentence"].startswith("good raises mean F1 over plain by")
+    rows = compare.check_claims(ds, [c], flags={"plain": "has not converged"})
     assert rows.iloc[0]["verdict"] == "untestable"
-    assert "base: has not converged" in rows.iloc[0]["reason"]
-    rows = compare.check_claims(ds, [Claim("P", "x", "nope", "base", "overall", "f1")],
+    assert "plain: has not converged" in rows.iloc[0]["reason"]
+    rows = compare.check_claims(ds, [Claim("P", "x", "nope", "plain", "overall", "f1")],
                                 include_missing=True)
     assert rows.iloc[0]["verdict"] == "untestable"
-    diffs = compare.paired_differences(ds, "base")
+    diffs = compare.paired_differences(ds, "plain")
     assert set(diffs["seed"]) == {0, 1, 2} and set(diffs["verdict"]) == {"supported"}

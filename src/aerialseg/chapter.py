@@ -139,8 +139,8 @@ class Chapter:
         variant = "" if not self.variant else (
             " Parameters set explicitly: " + ", ".join(f"`{k}={v}`"
                                                       for k, v in self.variant.items()) + ".")
-        return (f"These results come from the `{self.profile}` profile on {self.hardware}, "
-                f"seeds {seeds}, {data}.{variant}")
+        return (f"These results come from the `{self.profile}` profile on {self.hardware}; "
+                f"seeds {seeds}; {data}.{variant}")
 
     def overrides_for(self, method: str) -> dict[str, Any]:
         """The chapter's non-None method parameters that ``method`` declares."""
@@ -273,10 +273,12 @@ class Chapter:
     def verdicts(self, ds: xr.Dataset, *, protocol: str = "eroded") -> list[stats.Verdict]:
         """The verdicts on the papers' claims that this chapter tests, by the study's rule.
 
-        A method that has not converged or is below the per-pixel baseline takes part in no
-        verdict (see :func:`aerialseg.stats.sanity_flags`).
+        A method that has not converged or is below the per-pixel baseline (mean F1, eroded
+        ground truth: the one gate of the study) takes part in no verdict (see
+        :func:`aerialseg.stats.sanity_flags`). A claim that names its own ground truth
+        (``Claim.protocol``) is judged on it; the others on ``protocol``.
         """
-        flags = stats.sanity_flags(ds, pixel_baseline=PIXEL_BASELINE, protocol=protocol)
+        flags = stats.sanity_flags(ds, pixel_baseline=PIXEL_BASELINE)
         return [stats.judge(ds, c, protocol=protocol, flags=flags)
                 for c in claims() if c.chapter == self.name]
 

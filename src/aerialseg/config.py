@@ -226,7 +226,8 @@ class Claim:
 
     ``paper_delta`` is the paper's effect (points, method minus baseline); the claim's
     direction is ``+1`` (the method is higher) or ``-1`` (lower is better, e.g. ECE).
-    ``chapter`` names the book chapter that runs both methods.
+    ``chapter`` names the book chapter that runs both methods; ``protocol`` the ground truth
+    the claim is judged on when it is not the primary one.
     """
 
     source: str
@@ -238,6 +239,9 @@ class Claim:
     paper_delta: float | None = None
     direction: int = 1
     chapter: str = ""
+    protocol: str | None = None
+    """The ground truth the claim is judged on (``eroded`` or ``full``); None: the primary
+    (eroded) protocol, or what the caller asks for."""
 
 
 @dataclass(frozen=True)

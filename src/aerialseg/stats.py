@@ -401,6 +401,7 @@ def judge(ds: xr.Dataset, claim: Any, *, protocol: str = "eroded",
         seed: random generator seed.
         min_seeds: fewest paired seeds for a verdict other than untestable.
     """
+    protocol = _field(claim, "protocol", None) or protocol  # a claim may name its own
     method, baseline = str(_field(claim, "method")), str(_field(claim, "baseline"))
     metric, cls = str(_field(claim, "metric")), str(_field(claim, "cls", OVERALL))
     direction = claim_direction(claim)

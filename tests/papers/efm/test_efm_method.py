@@ -7,25 +7,19 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-import xarray as xr
 from torch import nn
 
 from aerialseg import paths
 from aerialseg.config import TrainConfig
-from aerialseg.data.classes import ISPRS
 from aerialseg.data.patches import BandStats, SegmentationPatches, d4
 from aerialseg.data.registry import DataConfig, SplitData
 from aerialseg.losses.dice import SoftDiceLoss
 from aerialseg.losses.efm import EFMLoss, efm_map
 from aerialseg.losses.registry import build_loss
-from aerialseg.papers.efm import analysis as A
 from aerialseg.papers.efm import method as M
-from aerialseg.papers.efm import plots as plots_efm
-from aerialseg.papers.efm import reported as reported_efm
 from aerialseg.registry import resolve_run
 from aerialseg.runs import RunContext
 from aerialseg.training import Callback, fit
@@ -295,93 +289,3 @@ def test_monitor_snapshots_and_reload(scene_factory, tmp_path):
     assert snaps["efm"].shape == (3, 32, 32) and snaps["error"].dtype == bool
     assert str(snaps["scene"]) == "v" and np.array_equal(snaps["labels"], scene.labels)
     assert M.load_monitor(tmp_path) is None
-
-
-# --------------------------------------------------------------------------- results
-
-
-def _fake_results() -> xr.Dataset:
-    names = list(ISPRS.names)
-    methods = [M.method_name("fpn", s) for s in ("base", "efm", "ft", "ctrl")]
-    rng = np.random.default_rng(0)
-    conf = rng.integers(0, 50, (4, 2, 2, 6, 6)) + np.eye(6, dtype=int) * 500
-    conf[:, :, :, 5, :] = 0  # clutter: not evaluated
-    scores = np.zeros((4, 2, 2, 7, 3))
-    scores[2, :, 1, -1, 0] = [0.6, 0.7]  # ft mIoU on eroded GT, seeds 0/1
-    scores[3, :, 1, -1, 0] = [0.5, 0.5]  # control
-    return xr.Dataset(
-        {"confusion": (("method", "seed", "protocol", "truth", "pred"), conf),
-         "scores": (("method", "seed", "protocol", "class", "metric"), scores)},
-        coords={"method": methods, "seed": [0, 1], "protocol": ["full", "eroded"],
-                "truth": names, "pred": names, "class": names + ["overall"],
-                "metric": ["iou", "f1", "oa"],
-                "evaluated": ("class", [True] * 5 + [False, True])})
-
-
-def test_support_weighted_table_matches_the_paper_definition():
-    ds = _fake_results()
-    sw = A.support_weighted(ds)
-    assert len(sw) == 8
-    np.testing.assert_allclose(sw["Rec"], sw["Acc"])  # as in the paper's tables
-    sel = {"method": "efm_fpn", "seed": 0, "protocol": "full"}
-    m = ds["confusion"].sel(sel).values.astype(float)
-    tp, support, predicted = np.diag(m), m.sum(1), m.sum(0)
-    iou = tp / (support + predicted - tp)
-    w = support[:5] / support[:5].sum()  # evaluated classes only (clutter excluded)
-    assert sw.loc[("efm_fpn", 0), "IoU"] == pytest.approx(np.sum(w * iou[:5]))
-    assert sw.loc[("efm_fpn", 0), "Acc"] == pytest.approx(tp[:5].sum() / support[:5].sum())
-    table = A.paper_style_table(ds)
-    assert table.loc[("fpn", "+EFM fine-tune"), ("paper", "IoU")] == pytest.approx(82.75)
-    assert np.isnan(table.loc[("fpn", "control (fine-tune, no EFM)"), ("paper", "IoU")])
-
-
-def test_stage_gains_are_paired_by_seed():
-    ds = _fake_results()
-    g = A.stage_gains(ds)
-    row = g.loc[("fpn", "fine-tune - control")]
-    assert row["mIoU"] == pytest.approx(15.0) and row["mIoU sd"] == pytest.approx(
-        np.std([10.0, 20.0], ddof=1))
-    assert row["seeds"] == 2 and np.isnan(row["paper IoU"])
-    assert g.loc[("fpn", "fine-tune - baseline"), "paper IoU"] == pytest.approx(
-        100 * (0.8275 - 0.7586))
-    shown = A.format_gains(g)
-    assert shown.loc[("fpn", "fine-tune - control"), "mIoU"] == "+15.00 ± 7.07"
-    assert shown.loc[("fpn", "fine-tune - control"), "paper IoU"] == "–"
-    assert A.stage_methods(["fpn"], ("base", "ft")) == ["efm_fpn_base", "efm_fpn_ft"]
-
-
-def test_reported_tables_as_printed():
-    df = reported_efm.efm_paper_table()
-    assert df.shape == (6, 5)
-    np.testing.assert_allclose(df["Rec"], df["Acc"])  # the support-weighted signature
-    gains = reported_efm.efm_paper_gains("IoU")
-    assert gains["fpn"]["ft"] == pytest.approx(6.89, abs=1e-6)
-    with pytest.raises(ValueError, match="metric"):
-        reported_efm.efm_paper_gains("mIoU")
-    # the exports for the comparative chapter name our methods and result metrics
-    for r in reported_efm.PAPER_RESULTS:
-        assert r.method in M.METHODS
-        assert set(r.values) == {("overall", "oa"), ("overall", "weighted_iou"),
-                                 ("overall", "weighted_f1")}
-    for c in reported_efm.CLAIMS:
-        assert c.method in M.METHODS and c.baseline in M.METHODS
-
-
-def test_figures_draw(scene_factory):
-    snaps = {"epoch": np.array([1.0, 3.0, 4.0]), "efm": np.random.rand(3, 16, 16),
-             "entropy": np.random.rand(3, 16, 16), "error": np.random.rand(3, 16, 16) > 0.5,
-             "labels": np.zeros((16, 16), np.int64)}
-    figs = [plots_efm.efm_evolution(snaps, classes=ISPRS, image=np.zeros((16, 16, 3))),
-            plots_efm.efm_difference(snaps),
-            plots_efm.stage_curves({"fpn": {"a": ([{"epoch": 0, "loss": 1.0,
-                                                     "efm_refreshed": 1.0}], 0)}}),
-            plots_efm.gain_bars(pd.DataFrame(
-                {"ours": [1.0, -0.5], "ours sd": [0.1, 0.2], "paper": [2.0, np.nan]},
-                index=pd.MultiIndex.from_tuples([("fpn", "a"), ("fpn", "b")]))),
-            plots_efm.weight_decomposition({"w": np.ones((4, 4)),
-                                            "rgb": np.zeros((4, 4, 3))})]
-    import matplotlib.pyplot as plt
-
-    for f in figs:
-        assert f.axes
-        plt.close(f)

@@ -12,7 +12,8 @@ Four stages per architecture (``fpn``: smp FPN, ``pspnet``: smp PSPNet), as meth
 ``efm_<arch>_ctrl``       fairness control: starts from a stage-1 run, the same extra epochs,
                           EMA (and TTA) as stage 3, no EFM
 ``efm_<arch>_cedice``     the paper's baseline loss as printed (CE with label smoothing +
-                          Dice: no boundary weight, no top-k), for reference
+                          Dice: no boundary weight, no top-k), the baseline of the paper's
+                          Tables 1-2 and of its claims
 ========================  =================================================================
 
 Stage 1 and 2 differ only in the map, and stage 3 and the control only in the map, so
@@ -138,7 +139,7 @@ def _spec(arch: str, stage: str) -> MethodSpec:
     titles = {"base": "baseline (EFM = 0)", "efm": "+EFM", "ft": "+EFM fine-tune (EMA)",
               "ctrl": "control: baseline fine-tune (EMA), no EFM",
               "cedice": "paper baseline loss (CE + Dice)"}
-    labels = {"base": "EFM baseline", "efm": "+EFM", "ft": "+EFM fine-tune",
+    labels = {"base": "Baseline (EFM = 0)", "efm": "+EFM", "ft": "+EFM fine-tune",
               "ctrl": "Control (fine-tune, no EFM)", "cedice": "CE + Dice"}
     name = method_name(arch, stage)
     # FPN stages (also the shared backbone's in the CPU profiles) go unprefixed
