@@ -15,7 +15,7 @@ from aerialseg.paths import repo_root
 
 CHAPTERS = chapter_names()
 
-PENDING_REWRITE = frozenset(CHAPTERS)
+PENDING_REWRITE = frozenset(CHAPTERS) - {"06_uce"}
 """Chapters whose pages may still fail the reader checks of :mod:`aerialseg.bookcheck`
 (issue 17): their problems are printed, not failed. Remove a chapter once it is rewritten;
 a listed chapter that passes fails the test, so the list only shrinks."""
