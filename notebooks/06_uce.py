@@ -302,17 +302,19 @@ tables.show_table(uce.mc_pass_table(check, T_TRAIN, len(batch["image"])), index=
 costs = uce.step_cost_table(ds, baseline=BASELINE)
 tables.show_table(costs, rows="method", columns=None,
                   formats={"s / step": "float3", "MC passes s / step": "float3",
-                           "MC share (%)": "float1", "× CE step": "float2"},
+                           "MC share (%)": "float1", "× its ordinary step": "float2",
+                           "× CE step": "float2"},
                   caption="Seconds per training step over whole runs (mean of seeds), the part "
-                          "spent in U-CE's MC passes, and the cost relative to a CE step. "
-                          "Measured by the training callback; timings on a shared CPU are "
-                          "noisy, and reused runs keep the times of their original training.")
+                          "spent in U-CE's MC passes, the whole step over the same run's step "
+                          "without the passes, and over a CE step. Measured by the training "
+                          "callback; a shared CPU makes timings noisy, and reused runs keep "
+                          "the times of their original training, so only the ratio within a "
+                          "run is free of the machine's load at the time.")
+
+# %% tags=["remove-input"]
+display(Markdown(uce.pass_cost_note(costs, T_TRAIN)))
 
 # %% [markdown]
-# A pass is a forward pass only, roughly a third of a training step's forward and
-# backward, so $T$ passes cost about $T/3$ steps; batching saves the deterministic trunk
-# and, on a GPU, the launch overhead of $T$ small passes.
-#
 # ## Results
 
 # %% tags=["remove-input"]
@@ -339,7 +341,7 @@ tables.summary_table(ds, protocol="eroded", per_class="iou", metrics=("iou",),
 # three quantities are mIoU, ECE and the mean uncertainty *mUnc*: the mean of $u$ (the
 # standard deviation of the predicted class's probability over the test-time MC passes,
 # divided by $T-1$ as in U-CE) over all labelled pixels of the validation scenes, in
-# percentage points of probability (the paper's 0.088 is 8.8).
+# percentage points of probability (the paper prints fractions: 0.05 there is 5 here).
 
 # %% tags=["remove-input"]
 tables.show_table(uce.paper_quantities(ds, [*METHODS, chapter.PIXEL_BASELINE]),

@@ -69,7 +69,8 @@ def ds(scenes):
               "uce_a1": {"munc": 0.09, "step_s": 0.3, "mc_step_s": 0.1,
                          "train_weight_last_epoch": 1.2},
               "uce_a10": {"munc": lambda s: 0.08 + 0.001 * s, "step_s": 0.3,
-                          "mc_step_s": 0.1, "train_weight_last_epoch": 20.0}}
+                          "mc_step_s": 0.1, "train_weight_first_epoch": 6.0,
+                          "train_weight_last_epoch": 2.5}}
     return fake_results(scenes, {"ce_dropout": (0.2, 0.9), "uce_a1": (0.1, 0.9),
                                  "uce_a10": (0.6, 0.99), "pixel_baseline": (0.3, 0.7)},
                         extras=extras)
@@ -122,7 +123,7 @@ def test_sharing_table_finds_the_fcn_run(scene_factory):
     assert t["already in the run store"].tolist() == [True, False]
     note = UA.sharing_note(t)
     assert note.startswith("1 of the CE baseline's 2 runs differ")
-    assert "1 of 2 were already in the run store" in note
+    assert "1 of 2 was already in the run store" in note
     t2 = t.iloc[:1]
     assert UA.sharing_note(t2).startswith("The CE baseline is the very model chapter 03")
 
@@ -183,12 +184,16 @@ def test_readable_verdicts_and_the_summary(ds):
     costs = UA.step_cost_table(ds)
     assert "pixel_baseline" not in costs.index
     assert costs.loc["uce_a10", "× CE step"] == pytest.approx(1.5)
+    assert costs.loc["uce_a10", "× its ordinary step"] == pytest.approx(1.5)
+    note = UA.pass_cost_note(costs, 3)
+    assert "added 0.5 ordinary training steps' time" in note and "less than the 1.0" in note
     text = UA.summary_text(ds, verdicts, flags, paper, names=NAMES, costs=costs,
                            check={"speedup": 1.4}, shares={1: 0.12, 10: 0.4},
                            ece_judgeable=False, dlv3_ratio=8.0, shared_all=True,
                            dataset="synthetic")
     assert "3 seeds" in text and "chapter 03's FCN" in text
-    assert "learned less than a per-pixel classifier" in text  # α = 10, weights about 20
+    assert "learned less than a per-pixel classifier" in text  # α = 10, weights 6 to 2.5
+    assert "6.0 in the first pass" in text
     assert "description without a verdict" in text and "8.0×" in text
     assert "uce_a10" not in text and "pixel_baseline" not in text
     table = UA.effects_beside_paper(ds, verdicts, paper)

@@ -91,6 +91,8 @@ def run_extras(ev: Evaluation, run: TrainedRun, test_mc_samples: int) -> dict[st
     plain_ce = last.get("train_ce", last.get("loss") if run.cfg.loss == "ce" else None)
     return {"munc": mean_uncertainty(ev, test_mc_samples), **step_seconds(run),
             "train_uncertainty_last_epoch": float(last.get("train_uncertainty", np.nan)),
+            "train_weight_first_epoch": float(hist[0].get("train_weight", np.nan)
+                                              if hist else np.nan),
             "train_weight_last_epoch": float(last.get("train_weight", np.nan)),
             "train_ce_last_epoch": float(np.nan if plain_ce is None else plain_ce)}
 
@@ -146,9 +148,14 @@ def effects(ds: xr.Dataset, baseline: str = "ce_dropout", protocol: str = "erode
 
 
 def step_cost_table(ds: xr.Dataset, baseline: str = "ce_dropout") -> pd.DataFrame:
-    """Seconds per training step, the MC passes' share, and the cost relative to CE.
+    """Seconds per training step, the MC passes' share, and what the passes add.
 
-    One row per method that has training times (the per-pixel baseline has none).
+    One row per method that has training times (the per-pixel baseline has none). The
+    ``× its ordinary step`` column divides a whole step by the same run's step without the
+    passes (forward, backward, update), both measured in the same run: unlike a ratio of two
+    runs' times it does not depend on how loaded the machine was when each run trained.
+    ``× CE step`` is the ratio to the baseline's own runs (times from other runs, possibly
+    trained at another time, e.g. by chapter 03).
     """
     def mean(var: str, method: str) -> float:
         v = np.asarray(ds[var].sel({"method": method}).values, float)
@@ -162,9 +169,12 @@ def step_cost_table(ds: xr.Dataset, baseline: str = "ce_dropout") -> pd.DataFram
         if not np.isfinite(step):
             continue
         mc = mean("mc_step_s", method)
-        rows[str(method)] = {"s / step": round(step, 3), "MC passes s / step": round(mc, 3),
-                             "MC share (%)": round(100 * mc / step, 1) if step else np.nan,
-                             "× CE step": round(step / base, 2) if base else np.nan}
+        plain = step - mc if np.isfinite(mc) else step
+        rows[str(method)] = {
+            "s / step": step, "MC passes s / step": mc,
+            "MC share (%)": 100 * mc / step if step else np.nan,
+            "× its ordinary step": step / plain if plain > 0 else np.nan,
+            "× CE step": step / base if base else np.nan}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -228,7 +238,9 @@ def compare_mc_passes(model: nn.Module, x: Tensor, T: int, *, repeats: int = 2
 
     Returns:
         ``loop_s`` and ``batched_s`` (best of ``repeats``, seconds), ``speedup``,
-        ``max_prob_diff`` and ``max_buffer_diff`` (dropout off).
+        ``max_prob_diff``, ``max_buffer_diff`` and ``max_buffer_rel_diff`` (the largest
+        difference of a running buffer relative to that buffer's largest value; dropout
+        off).
     """
 
     def best(fn: Callable[[], object]) -> float:
@@ -252,8 +264,11 @@ def compare_mc_passes(model: nn.Module, x: Tensor, T: int, *, repeats: int = 2
     bufs = [(ba, bb) for (na, ba), (_, bb) in zip(a.named_buffers(), b.named_buffers(),
                                                    strict=True) if "running" in na]
     buf_diff = max((float((ba - bb).abs().max()) for ba, bb in bufs), default=0.0)
+    rel_diff = max((float((ba - bb).abs().max() / ba.abs().max().clamp_min(1e-12))
+                    for ba, bb in bufs if ba.is_floating_point()), default=0.0)
     return {"loop_s": loop_s, "batched_s": batched_s, "speedup": loop_s / batched_s,
-            "max_prob_diff": float((pa - pb).abs().max()), "max_buffer_diff": buf_diff}
+            "max_prob_diff": float((pa - pb).abs().max()), "max_buffer_diff": buf_diff,
+            "max_buffer_rel_diff": rel_diff}
 
 
 
@@ -518,7 +533,8 @@ def mc_pass_table(check: Mapping[str, float], T: int, batch: int) -> pd.DataFram
         "one by one (s)": check["loop_s"], "batched (s)": check["batched_s"],
         "speed-up": check["speedup"],
         "largest |Δp|, dropout off": small_number(check["max_prob_diff"]),
-        "largest |Δ running statistics|": small_number(check["max_buffer_diff"])}])
+        "largest relative Δ of the running statistics": small_number(
+            check.get("max_buffer_rel_diff", check["max_buffer_diff"]))}])
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -561,9 +577,10 @@ def weight_share_table(wm: Mapping[str, np.ndarray], alphas: Sequence[float] = (
 
 
 def _mean_last(histories: Mapping[tuple[str, int], Sequence[Mapping[str, float]]],
-               method: str, key: str) -> float:
-    vals = [float(h[-1][key]) for (m, _), h in histories.items()
-            if m == method and h and key in h[-1] and np.isfinite(h[-1][key])]
+               method: str, key: str, index: int = -1) -> float:
+    """Mean over the method's runs of ``history[index][key]`` (nan when absent)."""
+    vals = [float(h[index][key]) for (m, _), h in histories.items()
+            if m == method and h and key in h[index] and np.isfinite(h[index][key])]
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -582,6 +599,13 @@ def _mean_last_var(ds: xr.Dataset, method: str, var: str = "train_weight_last_ep
     v = np.asarray(ds[var].sel({"method": method}).values, float)
     v = v[np.isfinite(v)]
     return float(v.mean()) if v.size else float("nan")
+
+
+def signed(x: float, digits: int = 1) -> str:
+    """A change with its sign: "+0.7", "−2.3", "0.0"."""
+    text = number(x, digits)
+    return text if text.startswith(("\u2212", "–")) or float(f"{x:.{digits}f}") == 0 \
+        else "+" + text
 
 
 def sanity_problems(ds: xr.Dataset, method: str, *, pixel_baseline: str = "pixel_baseline",
@@ -615,21 +639,24 @@ def training_note(ds: xr.Dataset,
                   pixel_baseline: str = "pixel_baseline") -> str:
     """What the training curves show, in sentences (Markdown), from the runs' histories.
 
-    The mean pixel weight of the last epoch (how much larger a U-CE step is than a CE step
-    at the same learning rate), the final plain cross-entropy against the baseline's, and
+    The mean pixel weight of the first and last epoch (how much larger a U-CE step is than a
+    CE step at the same learning rate), the final plain cross-entropy against the
+    baseline's, and
     which methods take part in no verdict and why (``flags`` from
     :func:`aerialseg.stats.sanity_flags`, phrased by :func:`sanity_problems`).
     """
     parts = []
     ce0 = _mean_last(histories, baseline, "loss")
     for m in methods:
+        w0 = _mean_last(histories, m, "train_weight", 0)
         w = _mean_last(histories, m, "train_weight")
         ce = _mean_last(histories, m, "train_ce")
         if not np.isfinite(w):
             continue
-        text = (f"At the end of training, {names.get(m, m)} weighted a training pixel by "
-                f"{number(w, 2)} on average, so at the shared learning rate its steps were "
-                f"about {number(w, 1)} times a CE step")
+        text = (f"{names.get(m, m)} weighted a training pixel by {number(w0, 2)} on "
+                f"average in the first pass over the training samples and by {number(w, 2)} "
+                f"in the last: at the shared learning rate its steps were about that many "
+                f"times a CE step")
         if np.isfinite(ce) and np.isfinite(ce0):
             text += (f"; its plain cross-entropy on the training batches ended at "
                      f"{number(ce, 3)}, the CE baseline's at {number(ce0, 3)}")
@@ -685,15 +712,21 @@ def summary_text(ds: xr.Dataset, verdicts: Sequence[stats.Verdict],
                      f"Cityscapes: {number(p)} points.")
         probs = sanity_problems(ds, v.method, pixel_baseline=pixel_baseline)
         below = any("below" in x for x in probs)
+        w0 = _mean_last_var(ds, v.method, "train_weight_first_epoch")
         w = _mean_last_var(ds, v.method)
-        if below and not any("below" in x for x in base_problems) and w >= 2:
+        ws = [x for x in (w0, w) if np.isfinite(x)]
+        if below and not any("below" in x for x in base_problems) and ws and max(ws) >= 2:
+            when = (f"{number(w0, 1)} in the first pass over the training samples and "
+                    f"{number(w, 1)} in the last" if len(ws) == 2 else
+                    f"{number(ws[0], 1)}")
             lines.append(
                 f"  It learned less than a per-pixel classifier although the CE baseline, "
-                f"with the same network and learning rate, did not: its mean pixel weight "
-                f"of {number(w, 1)} at the end of training makes its steps about that many times "
-                "larger than CE's (the weighting curves above). This edition cannot test "
-                "the claim for it; a smaller learning rate for U-CE would change the recipe "
-                "the methods share.")
+                f"with the same network and learning rate, did not. A likely cause is the "
+                f"size of its steps: its mean pixel weight, {when}, makes them that "
+                "many times a CE step on average at the shared learning rate, and far "
+                "larger on the most uncertain pixels (see the weighting curves). This "
+                "edition therefore cannot test the claim for it; a learning rate or a "
+                "warm-up of its own would change the recipe the methods share.")
     if any("below" in x for x in base_problems):
         hint = (" (the `smoke` profile checks that the code runs; it does not train)"
                 if ds.attrs.get("profile") == "smoke" else "")
@@ -702,27 +735,29 @@ def summary_text(ds: xr.Dataset, verdicts: Sequence[stats.Verdict],
     d = paired_seed_differences(ds, "ece", baseline, [m for m in paper.index
                                                       if m in set(map(str, ds["method"].values))])
     if "mean" in d.index:
-        ece_bits = [f"{nm(m)} {number(d.loc['mean', m])} points (paper "
-                    f"{number(100 * paper.loc[m, 'Δ ECE'])})" for m in d.columns]
+        ece_bits = [f"{signed(d.loc['mean', m])} points with {nm(m)} (paper "
+                    f"{signed(100 * paper.loc[m, 'Δ ECE'])})" for m in d.columns]
         why = ("" if ece_judgeable else
                "; the study's rule cannot resample ECE (it is not a function of a confusion "
                "matrix), so this is a description without a verdict")
-        lines.append(f"- **Calibration**: ECE changed against CE by {', '.join(ece_bits)}, "
+        lines.append(f"- **Calibration**: ECE changed against CE by {' and '.join(ece_bits)}, "
                      f"mean of the paired seeds{why}.")
-    if "uce_a10" in costs.index and np.isfinite(costs.loc["uce_a10", "× CE step"]):
+    if "uce_a10" in costs.index and np.isfinite(costs.loc["uce_a10", "× its ordinary step"]):
         lines.append(
-            f"- **Cost**: a U-CE step cost {number(costs.loc['uce_a10', '× CE step'], 1)}× a "
-            f"CE step ({number(costs.loc['uce_a10', 'MC share (%)'], 0)} % of it in the MC "
+            f"- **Cost**: with its MC passes a U-CE step took "
+            f"{number(costs.loc['uce_a10', '× its ordinary step'], 1)}× its ordinary training "
+            f"step ({number(costs.loc['uce_a10', 'MC share (%)'], 0)} % of it in the "
             f"passes); batching the passes ran {number(check['speedup'], 1)}× as fast as "
             f"looping them. The paper's DeepLabV3+ ResNet-18 step costs "
             f"{number(dlv3_ratio, 1)}× the backbone's on this hardware, which is why the "
             "CPU profiles train the backbone.")
     if shares:
-        bits = [f"{100 * v:.0f} % with α = {a:g}" for a, v in shares.items()]
+        items = list(shares.items())
+        first = f"{100 * items[0][1]:.0f} % of the loss's weight with α = {items[0][0]:g}"
+        rest = "".join(f" and {100 * v:.0f} % with α = {a:g}" for a, v in items[1:])
         lines.append(f"- **Where the weight goes**: on a training batch the 10 % "
-                     f"most-weighted pixels carry {bits[0]} of the loss's weight"
-                     + "".join(f" and {b}" for b in bits[1:])
-                     + " (10 % would mean equal weights).")
+                     f"most-weighted pixels carry {first}{rest} (10 % would mean equal "
+                     "weights).")
     lines.append("- **Beside the paper**: other data, a small FCN from random weights and far "
                  "fewer steps than the paper's ImageNet-pretrained DeepLabV3+; only the "
                  "direction of U-CE's change can be compared with Cityscapes.")
@@ -764,6 +799,26 @@ def sharing_note(sharing: pd.DataFrame) -> str:
         if shared:
             tail += ", and chapter 03 reuses " + ("it" if one else "them")
     else:
-        tail = (f"{stored} of {n} were already in the run store, the other "
-                f"{n - stored} were trained here")
+        rest = n - stored
+        tail = (f"{stored} of {n} {'was' if stored == 1 else 'were'} already in the run "
+                f"store, the other {rest} {'was' if rest == 1 else 'were'} trained here")
     return f"{head}: {tail}."
+
+
+def pass_cost_note(costs: pd.DataFrame, T: int, method: str = "uce_a10") -> str:
+    """What the measured cost of the passes means, against a forward pass at a third of a step.
+
+    A pass is a forward pass only; if it cost a third of a training step (forward, backward
+    and update), T passes would add T/3 steps.
+    """
+    if method not in costs.index or not np.isfinite(costs.loc[method, "× its ordinary step"]):
+        return ""
+    added = costs.loc[method, "× its ordinary step"] - 1
+    guess = T / 3
+    cmp = ("about as much as" if abs(added - guess) <= 0.25 * guess else
+           "more than" if added > guess else "less than")
+    return (f"The {T} passes added {number(added, 1)} ordinary training steps' time to each "
+            f"U-CE step, {cmp} the {number(guess, 1)} expected if a forward pass cost a third "
+            "of a training step (forward, backward and update). Batching saves the "
+            "deterministic trunk and, on a GPU, the launch overhead of many small passes; on "
+            "a CPU its per-copy BatchNorm adds work of its own.")

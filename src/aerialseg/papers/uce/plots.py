@@ -17,6 +17,7 @@ import xarray as xr
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from aerialseg import display
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
@@ -108,8 +109,12 @@ def weight_maps(images: Sequence[np.ndarray], labels: np.ndarray, uncertainty: n
     uncertainty = 100 * np.asarray(uncertainty, float)
     weight = np.asarray(weight, float)
     side = (BOOK_WIDTH_IN - 0.4) / 4
-    fig, axes = plt.subplots(n, 4, figsize=(BOOK_WIDTH_IN, n * (side + 0.35) + 1.3),
-                             squeeze=False)
+    # a thin last row holds the two colour bars, so the map panels keep their size
+    fig, grid = plt.subplots(n + 1, 4, figsize=(BOOK_WIDTH_IN, n * (side + 0.35) + 1.2),
+                             squeeze=False, height_ratios=[1.0] * n + [0.06])
+    axes = grid[:n]
+    for ax in grid[n, :2]:
+        ax.remove()
     valid = weight[:n] > 0
     umax = float(np.nanpercentile(uncertainty[:n][valid], 99.5)) if valid.any() else 1.0
     wmax = float(weight[:n][valid].max()) if valid.any() else 1.0
@@ -131,10 +136,10 @@ def weight_maps(images: Sequence[np.ndarray], labels: np.ndarray, uncertainty: n
     for ax, title in zip(axes[0], ("Training crop", "Labels", "Uncertainty u",
                                    f"Weight (1 + u)^{a}"), strict=True):
         ax.set_title(title)
+    for cax, im, lab in ((grid[n, 2], im_u, "u (%)"),
+                         (grid[n, 3], im_w, f"(1 + u)^{a}, log scale")):
+        fig.colorbar(im, cax=cax, orientation="horizontal").set_label(lab)
     fig.tight_layout()
-    colour_bar(fig, im_u, list(axes[:, 2]), "u (%)", orientation="horizontal", shrink=0.85)
-    colour_bar(fig, im_w, list(axes[:, 3]), f"(1 + u)^{a}, log scale",
-               orientation="horizontal", shrink=0.85)
     class_legend(fig, classes)
     return fig
 
@@ -180,6 +185,9 @@ def weighting_curves(histories: Mapping[Any, Sequence[Mapping[str, float]]],
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)
     axes[2].set_yscale("log")
+    axes[2].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[2].yaxis.set_minor_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     fig.tight_layout()
     handles = [Line2D([], [], color=c, marker="o", ms=3, label=display.method_name(m))
                for m, c in colours.items()]
