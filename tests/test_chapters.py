@@ -20,6 +20,7 @@ PENDING_REWRITE = frozenset(CHAPTERS) - {
     "03_fcn_mfb",
     "04_uncertainty",
     "05_ensembles",
+    "06_uce",
     "07_efm",
     "08_cse_unet",
     "09_distance_loss",

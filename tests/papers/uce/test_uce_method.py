@@ -219,6 +219,8 @@ def test_callback_gives_uncertainty_and_records_stats():
     assert rec["steps"] == rec["mc_steps"] == 1 and rec["mc_seconds"] > 0
     assert rec["train_uncertainty"] == pytest.approx(float(u[valid].mean()), rel=1e-5)
     assert rec["train_weight"] == pytest.approx(float((1 + u[valid]).pow(10).mean()), rel=1e-4)
+    # the plain cross-entropy of the passes, comparable with the CE baseline's loss
+    assert 0 < rec["train_ce"] < 10 and math.isfinite(rec["train_ce"])
     # the loss weights only valid pixels; with this u it differs from plain CE
     logits = torch.randn(2, 6, 32, 32)
     assert loss_fn(logits, label, aux) > WeightedCrossEntropy()(logits, label)
@@ -272,7 +274,7 @@ def test_uce_run_through_the_store(scene_factory):
     assert len(run.history) == 2
     h = run.history[-1]
     assert h["mc_steps"] == h["steps"] == 2 and h["train_uncertainty"] > 0
-    assert h["train_weight"] >= 1.0
+    assert h["train_weight"] >= 1.0 and h["train_ce"] > 0
     costs = UA.step_seconds(run)
     assert 0 < costs["mc_step_s"] < costs["step_s"]
     again = get_or_train(cfg("uce_a10", epochs=2, uce_mc_samples=2), data, log=None)

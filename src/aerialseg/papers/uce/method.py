@@ -1,19 +1,26 @@
-"""U-CE: uncertainty-aware cross-entropy, Landgraf et al. 2024 (``methods.md`` §5).
+"""U-CE: uncertainty-aware cross-entropy, Landgraf et al. 2024 (chapter 06).
 
-Three methods share one model and optimiser (DeepLabV3+ from segmentation_models_pytorch,
-ResNet-18 encoder with element-wise dropout 0.2 after each encoder stage, SGD with a 10x
-decoder learning rate and a poly schedule):
+Three methods that share one network and one training recipe and differ only in the loss:
 
-- ``ce_dropout``: the plain cross-entropy baseline with the identical dropout architecture;
+- ``ce_dropout``: the plain cross-entropy baseline with the same dropout network;
 - ``uce_a1`` / ``uce_a10``: U-CE with exponent alpha = 1 (the code's default) and 10 (the
   paper's best): ``L = sum_x (1 + u(x))^alpha CE(x) / #valid``.
 
+The network: in the ``smoke``, ``default`` and ``gpu`` profiles the study's shared backbone
+(:data:`aerialseg.profiles.SHARED_BACKBONE`, the FCN of chapter 03 whose dropout sites make
+it the MC-dropout network), so that ``ce_dropout`` is the very run of chapter 03's ``fcn``;
+in ``full`` the paper's DeepLabV3+ (segmentation_models_pytorch, ResNet-18 encoder with
+element-wise dropout 0.2 after each encoder stage, SGD with a 10x decoder learning rate and
+a poly schedule).
+
 The per-pixel uncertainty ``u`` comes from :class:`UCEUncertainty`, a training callback
 that runs ``uce_mc_samples`` extra stochastic passes without gradients before every step.
-The passes are batched: the deterministic trunk (stem and first ResNet block) runs once and
-the rest of the network once over the T stacked copies of the batch, with every BatchNorm
-normalising each copy by that copy's own statistics (:class:`GroupedBatchNorm`), so the
-result is the same as T separate passes in train mode, as the U-CE code runs them.
+The passes are batched: the deterministic trunk (the model's ``mc_split``: e.g. the FCN's
+layers before its first dropout, DeepLabV3+'s stem and first ResNet block) runs once and the
+rest of the network once over the T stacked copies of the batch, with every BatchNorm
+normalising each copy by that copy's own statistics
+(:class:`aerialseg.models.mc.GroupedBatchNorm`), so the result is the same as T separate
+passes in train mode, as the U-CE code runs them.
 
 """
 from __future__ import annotations
@@ -109,8 +116,11 @@ class UCEUncertainty(Callback):
 
     Skips the MC passes while the loss does not need them (``uce_start_epoch``, alpha = 0).
     Per epoch it adds to the training history: ``mc_seconds`` (time in the MC passes),
-    ``steps``, ``train_uncertainty`` (mean u over valid pixels) and ``train_weight`` (mean
-    (1 + u)^alpha over valid pixels).
+    ``steps``, ``train_uncertainty`` (mean u over valid pixels), ``train_weight`` (mean
+    (1 + u)^alpha over valid pixels) and ``train_ce`` (the plain, unweighted cross-entropy
+    of the passes, averaged over passes and valid pixels: the quantity the CE baseline's
+    training loss measures, so the two can be compared although U-CE's own loss is a
+    weighted sum).
 
     Args:
         mc_samples: T extra no-grad passes per step (>= 2: u is a std with ddof = 1).
@@ -127,7 +137,7 @@ class UCEUncertainty(Callback):
 
     def _reset(self) -> None:
         self.seconds, self.steps, self.mc_steps = 0.0, 0, 0
-        self.u_sum, self.w_sum, self.n_valid = 0.0, 0.0, 0
+        self.u_sum, self.w_sum, self.ce_sum, self.n_valid = 0.0, 0.0, 0.0, 0
 
     def on_epoch_start(self, state: TrainState) -> None:  # noqa: D102
         self._reset()
@@ -144,17 +154,20 @@ class UCEUncertainty(Callback):
             torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            u = training_uncertainty(state.model, batch["image"], self.mc_samples, bn=self.bn,
-                                     kind=self.kind, chunk=self.chunk)
+            probs = mc_train_probs(state.model, batch["image"], self.mc_samples, bn=self.bn,
+                                   chunk=self.chunk)
+            u = uce_uncertainty(probs, kind=self.kind, ddof=1)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         self.seconds += time.perf_counter() - t0
         self.mc_steps += 1
-        valid = batch["label"] != getattr(loss_fn, "ignore_index", IGNORE_INDEX)
+        label = batch["label"]
+        valid = label != getattr(loss_fn, "ignore_index", IGNORE_INDEX)
         alpha = float(getattr(loss_fn, "exponent", 1.0))
         uv = u[valid]
         self.u_sum += float(uv.sum())
         self.w_sum += float((1.0 + uv).pow(alpha).sum())
+        self.ce_sum += float(pass_cross_entropy(probs, label, valid).sum())
         self.n_valid += int(valid.sum())
         return {"uncertainty": u}
 
@@ -167,7 +180,27 @@ class UCEUncertainty(Callback):
             "mc_seconds": self.seconds, "steps": self.steps, "mc_steps": self.mc_steps,
             "train_uncertainty": self.u_sum / n if self.n_valid else float("nan"),
             "train_weight": self.w_sum / n if self.n_valid else float("nan"),
+            "train_ce": self.ce_sum / n if self.n_valid else float("nan"),
         })
+
+
+def pass_cross_entropy(probs: Tensor, label: Tensor, valid: Tensor) -> Tensor:
+    """Cross-entropy of the true class, averaged over the T passes, at the valid pixels.
+
+    Args:
+        probs: (T, B, C, H, W) softmax probabilities of T stochastic passes.
+        label: (B, H, W) labels (anything at invalid pixels).
+        valid: (B, H, W) mask of the pixels that count.
+
+    Returns:
+        1-D tensor of ``-mean_t log p_t(y)`` at the valid pixels (float32).
+    """
+    t = probs.shape[0]
+    idx = torch.where(valid, label, 0).long().clamp(0, probs.shape[2] - 1)
+    idx = idx[None, :, None].expand(t, -1, 1, -1, -1)
+    p_true = probs.float().gather(2, idx)[:, :, 0]  # (T, B, H, W)
+    ce = -torch.log(p_true.clamp_min(1e-12)).mean(0)
+    return ce[valid]
 
 
 def check_uce_settings(mc_samples: int, kind: str, bn: str) -> None:
