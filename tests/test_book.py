@@ -53,3 +53,48 @@ def test_schedule_runs_the_data_first_the_comparison_last_and_keeps_chains():
     flat = [n for g in groups for n in g]
     assert sorted(flat + first + last) == chapter_names()
     assert schedule(["03_fcn_mfb", "06_uce"]) == ([], [["06_uce"], ["03_fcn_mfb"]], [])
+
+
+def test_the_dubai_edition_runs_chapters_1_to_9_beside_the_main_pages(monkeypatch, capsys):
+    ran = []
+
+    def fake_run(name, *, parameters, suffix=""):
+        ran.append((name, suffix, parameters["dataset"]))
+        return book.ChapterRun(name, Path(f"/tmp/{name}{suffix}.ipynb"), 0.1, None)
+
+    written = []
+    monkeypatch.setattr(book, "run_chapter", fake_run)
+    import aerialseg.findings
+
+    monkeypatch.setattr(aerialseg.findings, "write_generated",
+                        lambda dataset=None, profile="default", **kw: written.append(
+                            (dataset, profile)))
+    assert book.run_book(profile="smoke", dataset="dubai", build=False) == 0
+    names = [n for n, _, _ in ran]
+    assert "10_comparison" not in names and len(names) == len(book.chapter_names()) - 1
+    assert {s for _, s, _ in ran} == {"__dubai"} and {d for _, _, d in ran} == {"dubai"}
+    assert "10_comparison compares every dataset" in capsys.readouterr().out
+    assert written == [(None, "smoke")]  # the intro covers every dataset
+    assert book.edition_suffix("synthetic") == "" and book.edition_suffix("dubai") == "__dubai"
+    assert book.edition_chapters(["01_data", "10_comparison"], "synthetic") == [
+        "01_data", "10_comparison"]
+
+
+def test_build_leaves_out_pages_never_executed(tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "book"
+    (root / "book" / "chapters").mkdir(parents=True)
+    shutil.copy(book.repo_root() / "_toc.yml", root / "_toc.yml")
+    for n in book.chapter_names():
+        (root / "book" / "chapters" / f"{n}.ipynb").write_text("{}")
+    missing = book.missing_pages(root)
+    assert missing and all(p.endswith("__dubai") for p in missing)
+    calls = []
+    monkeypatch.setattr(book.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    book.build_book(root)
+    cmd = calls[0]
+    toc = Path(cmd[cmd.index("--toc") + 1])
+    pages = book.toc_pages(toc)
+    assert not any(p.endswith("__dubai") for p in pages)
+    assert "book/chapters/10_comparison" in pages

@@ -3,7 +3,7 @@ import pytest
 import torch
 from test_evaluation import Oracle
 
-from aerialseg import compare
+from aerialseg import compare, stats
 from aerialseg.config import Claim, PaperResult
 from aerialseg.data.patches import BandStats
 from aerialseg.evaluation import evaluate_model
@@ -30,8 +30,12 @@ def test_load_all_merges_chapters_with_and_without_curves(scene_factory):
     assert np.isnan(ds["accuracy"].sel({"method": "base"})).all()
     assert np.isfinite(ds["accuracy"].sel({"method": "mc_model"})).any()
     assert "truth_crop" in ds and "pred_crop" in ds
+    # three names of one perfect oracle: the same predictions, listed once
+    assert compare.duplicates(ds) == {"good": "base", "mc_model": "base"}
     table = compare.cost_table(ds)
-    assert set(table.index) == {"base", "good", "mc_model"}
+    assert set(table.index) == {"base"}
+    assert "good, mc model: the same runs and predictions as CE + Dice." in table.options[
+        "notes"]
 
 
 def test_claims_and_paper_rows(scene_factory):
@@ -154,3 +158,137 @@ def test_check_claims_uses_the_one_rule(scene_factory):
     assert rows.iloc[0]["verdict"] == "untestable"
     diffs = compare.paired_differences(ds, "plain")
     assert set(diffs["seed"]) == {0, 1, 2} and set(diffs["verdict"]) == {"supported"}
+
+
+def test_methods_come_in_chapter_order_and_duplicates_keep_the_first_chapter(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    write_runs("03_x", [("fcn", s, 4.0) for s in (0, 1)], scenes)
+    # chapter 05 reports the same runs again under another name (sorted before "fcn")
+    from aerialseg.results import read_results
+
+    src = read_results(results_path("03_x", "synthetic", "smoke"))
+    copy = src.assign_coords(method=["FCN | member"])
+    copy.attrs["chapter"] = "05_y"
+    write_results(copy, results_path("05_y", "synthetic", "smoke"))
+    write_runs("04_z", [("other", s, 6.0) for s in (0, 1)], scenes)
+    ds = compare.load_all("synthetic", "smoke")
+    assert list(ds["method"].values) == ["fcn", "other", "FCN | member"]
+    assert compare.duplicates(ds) == {"FCN | member": "fcn"}
+
+
+def test_cost_of_shared_runs_and_ensembles(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    write_runs("03_x", [(m, s, n) for m, n in (("fcn", 4.0), ("fcn_mfb", 5.0))
+                        for s in (0, 1)], scenes)
+    write_runs("05_y", [(m, s, n) for m, n in (("FCN+FCN-MFB | mean", 6.0), ("ce_dropout", 7.0))
+                        for s in (0, 1)], scenes)
+    ds = compare.load_all("synthetic", "smoke")
+    # the chapters' records: ce_dropout is fcn's trained runs (same recorded training times),
+    # the ensemble has no parameters and a throughput from a time that was not measured
+    ds["train_seconds"].loc[{"method": "fcn"}] = [10.0, 12.0]
+    ds["train_seconds"].loc[{"method": "fcn_mfb"}] = [20.0, 22.0]
+    ds["train_seconds"].loc[{"method": "ce_dropout"}] = [10.0, 12.0]
+    ds["train_seconds"].loc[{"method": "FCN+FCN-MFB | mean"}] = np.nan
+    ds["num_parameters"].loc[{"method": "FCN+FCN-MFB | mean"}] = 0
+    ds["pixels_per_second"].loc[{"method": "fcn"}] = 2e6
+    ds["pixels_per_second"].loc[{"method": "fcn_mfb"}] = 2e6
+    ds["pixels_per_second"].loc[{"method": "FCN+FCN-MFB | mean"}] = 6.5e13
+    assert compare.ensemble_members("FCN+FCN-MFB | mean") == (["fcn", "fcn_mfb"], "mean")
+    assert compare.ensemble_members("ens_pb_fcn_fcn_mfb_svm") == (["pb", "fcn", "fcn_mfb"],
+                                                                  "svm")
+    assert compare.ensemble_members("fcn") is None
+    shared = compare.shared_training(ds)
+    assert shared.get("ce_dropout") == "fcn"
+    frame = compare.cost_frame(ds)
+    ens = frame.loc["FCN+FCN-MFB | mean"]
+    assert ens["parameters"] == 14 and ens["training (s)"] == pytest.approx(32.0)
+    assert ens["inference (Mpx/s)"] == pytest.approx(1.0)  # 2 + 2 Mpx/s in sequence
+    assert frame.loc["ce_dropout", "same_runs_as"] == "fcn"
+    shown = compare.cost_table(ds).shown()
+    row = shown[shown["Method"] == "CE (dropout network)"].iloc[0]
+    assert row["Training (s, mean over seeds)"] == "same runs as FCN"
+    assert "e+" not in " ".join(shown.to_numpy().ravel().tolist())  # no scientific notation
+    ens_row = shown[shown["Method"].str.startswith("FCN + FCN-MFB")].iloc[0]
+    assert ens_row["Inference (Mpx/s)"] == "1.00" and ens_row["Chapter"] == "5"
+
+
+def test_claims_across_datasets_and_disagreements(scene_factory, tmp_path):
+    scenes = [scene_factory(seed=i, size=64, split="val") for i in range(2)]
+    runs = [(m, s, n) for m, n in (("good", 0.0), ("base", 6.0)) for s in (0, 1, 2)]
+    write_runs("03_x", runs, scenes)
+    syn = compare.load_all("synthetic", "smoke")
+    other = syn.copy()
+    other.attrs["dataset"] = "dubai"
+    claims = [Claim("P", "good beats base", "good", "base", "overall", "f1", 5.0),
+              Claim("P", "good raises car F1", "good", "base", "car", "f1", 5.0),
+              Claim("P", "absent beats base", "absent", "base", "overall", "f1")]
+    claims[1] = Claim("P", "good raises water F1", "good", "base", "water", "f1", 5.0)
+    long = compare.claims_across({"synthetic": syn, "dubai": other}, claims,
+                                 flags={"synthetic": {}, "dubai": {"good": "not converged "
+                                                                           "(seed 0)"}})
+    assert list(long["dataset"]) == ["synthetic"] * 3 + ["dubai"] * 3
+    dubai = long[long["dataset"] == "dubai"].set_index("index")
+    assert dubai.loc[1, "reason"] == "these data have no water class"
+    assert dubai.loc[2, "reason"] == "absent not in these results"
+    assert dubai.loc[0, "reason"].startswith("good: not converged")
+    assert long.loc[0, "verdict"] == "supported"
+    table = compare.verdict_comparison_table(long)
+    shown = table.shown()
+    assert shown.columns[0] == "Claim" and len(shown) == 3
+    assert shown.iloc[0]["Paper"] == "+5.0"
+    text = " ".join(compare.disagreements(long))
+    assert "Of the 3 claims, 1 can be tested on both datasets" not in text
+    assert "1 on the Synthetic data only" in text
+    assert "1 claim is about a class the Dubai (real RGB) data do not have (water)" in text
+    path = compare.write_comparison(other, [], long, dataset="dubai", profile="smoke",
+                                    params={})
+    import json
+
+    from aerialseg.results import read_results
+
+    stored = json.loads(read_results(path).attrs["claims"])
+    assert [r["claim"] for r in stored] == [c.text for c in claims]
+    assert compare.available_datasets("smoke") == ["synthetic"]
+
+
+def test_protocol_card_and_papers_table(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    write_runs("03_x", [("pb", s, 4.0) for s in (0, 1)], scenes)
+    files = compare.find_results("synthetic", "smoke")
+    ds = compare.load_all("synthetic", "smoke")
+    card = compare.protocol_card(ds, files).shown()
+    values = dict(zip(card["Protocol"], card["Value"], strict=True))
+    assert values["Files read"] == "03_x__synthetic__smoke.nc"  # names, never paths
+    assert values["Seeds"] == "0, 1"
+    table = compare.paper_vs_ours_table(
+        {"synthetic": ds}, [PaperResult("pb", "P", "their data", {("overall", "oa"): 90.0,
+                                                                  ("car", "f1"): 70.0})])
+    shown = table.shown()
+    assert list(shown["Score"]) == ["OA", "Car F1"]
+    assert shown.iloc[0]["Paper"] == "90.0"
+
+
+def test_f1_half_widths_leave_out_degenerate_intervals(scene_factory):
+    scenes = [scene_factory(seed=i, size=64, split="val") for i in range(2)]
+    write_runs("03_x", [(m, s, n) for m, n in (("good", 0.0), ("base", 6.0))
+                        for s in (0, 1, 2)], scenes)
+    ds = compare.load_all("synthetic", "smoke")
+    half = compare.f1_half_widths(ds, methods=["good", "base"])
+    assert list(half.index) == ["good", "base"]
+    assert list(half.columns) == ["impervious", "building", "low_vegetation", "tree", "car"]
+    ref = stats.f1_interval_widths(ds, methods=["base"]) / 2
+    ok = half.loc["base"].notna()
+    np.testing.assert_allclose(half.loc["base"][ok], ref.loc["base"][ok])
+    assert half.attrs["unblocked"] == []
+
+
+def test_an_ensemble_named_two_ways_is_one_method(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    write_runs("05_y", [(m, s, n) for m, n in (("ALL | svm", 0.0), ("pb", 6.0))
+                        for s in (0, 1, 2)], scenes)
+    ds = compare.load_all("synthetic", "smoke")
+    assert compare.resolve_method(ds, "ens_pb_fcn_fcn_mfb_svm") == "ALL | svm"
+    assert compare.resolve_method(ds, "ens_pb_fcn_svm") == "ens_pb_fcn_svm"
+    rows = compare.check_claims(ds, [Claim("K", "the SVM ensemble beats PB in OA",
+                                           "ens_pb_fcn_fcn_mfb_svm", "pb", "overall", "oa")])
+    assert rows.iloc[0]["method"] == "ALL | svm" and rows.iloc[0]["verdict"] == "supported"

@@ -151,3 +151,89 @@ def test_fast_probabilities_equal_sklearns(split, baseline):
     ref = baseline.model.predict_proba(x).T.reshape(-1, *s.shape)
     got = baseline.predict_proba(s)[list(baseline.train_classes)]
     np.testing.assert_allclose(got, ref, atol=2e-5)
+
+
+def test_eroded_share_balanced_accuracy_and_tiles(split):
+    from aerialseg.diagnostics import balanced_accuracy, eroded_share, split_tiles
+
+    ev = list(ISPRS.evaluated)
+    kept = sum(int((s.eval_mask & np.isin(s.labels, ev)).sum()) for s in split.val)
+    total = sum(int(np.isin(s.labels, ev).sum()) for s in split.val)
+    assert eroded_share(split.val) == pytest.approx(kept / total)
+    assert 0.5 < eroded_share(split.val) < 1.0
+    cm = np.array([[8, 2, 0], [0, 1, 0], [0, 0, 0]])  # class 2 absent: not averaged
+    assert balanced_accuracy(cm, (0, 1, 2)) == pytest.approx((0.8 + 1.0) / 2)
+    assert split_tiles(split) == {"train": ["area1", "area3"], "val": ["area11", "area15"]}
+    parts = SplitData(split.cfg, [replace(split.train[0], name="tile10_part001"),
+                                  replace(split.train[0], name="tile4_part002")],
+                      [replace(split.val[0], name="tile2_part001")])
+    assert split_tiles(parts) == {"train": ["tile4", "tile10"], "val": ["tile2"]}
+
+
+def _mmseg_clip(root, size=64):
+    """A fake mmsegmentation Vaihingen clip: the class is written into the IR band."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ann = rng.integers(1, 6, (size, size)).astype(np.uint8)  # 1..5: impervious..car
+    ann[:, : size // 8] = 0  # boundary (ignore)
+    img = rng.integers(0, 30, (size, size, 3)).astype(np.uint8)
+    img[..., 0] = ann * 40
+    (root / "img_dir").mkdir(parents=True)
+    (root / "ann_dir").mkdir()
+    Image.fromarray(img).save(root / "img_dir" / "area1_0_0_64_64.png")
+    Image.fromarray(ann).save(root / "ann_dir" / "area1_0_0_64_64.png")
+
+
+def test_vaihingen_crop_folds_and_the_context_table(tmp_path, split):
+    from aerialseg.data.errors import DatasetNotFoundError
+    from aerialseg.diagnostics import (
+        pixel_baseline_context,
+        pixel_baseline_sentences,
+        vaihingen_crop_folds,
+    )
+
+    assert vaihingen_crop_folds(tmp_path / "absent") is None
+    _mmseg_clip(tmp_path / "crop")
+    folds = vaihingen_crop_folds(tmp_path / "crop")
+    assert len(folds) == 2
+    a, b = folds
+    assert a.train[0].name == b.val[0].name and a.val[0].name == b.train[0].name
+    assert a.train[0].band_names == ("ir", "r", "g") and a.train[0].shape == (64, 32)
+    assert (a.train[0].labels[:, :8] == IGNORE_INDEX).all()
+    assert not a.train[0].eval_mask[:, :8].any()
+
+    def load(name, profile):
+        raise DatasetNotFoundError(f"{name} not found\nsecond line")
+
+    df = pixel_baseline_context(split, dataset="synthetic", profile="smoke",
+                                vaihingen_root=tmp_path / "crop", load=load, max_pixels=3000)
+    assert list(df["data"]) == ["synthetic", "synthetic", "vaihingen crop"]
+    assert list(df["bands"]) == ["IR-R-G", "IR-R-G-DSM-nDSM", "IR-R-G"]
+    assert df.loc[2, "oa"] == pytest.approx(1.0)  # the class is in the IR band
+    assert df.attrs["skipped"] == [("dubai", "dubai not found")]
+    text = " ".join(pixel_baseline_sentences(df))
+    assert "adding the two height bands" in text
+    assert "Against the real Vaihingen clip on the same bands (IR-R-G)" in text
+    assert "So the synthetic scenes are not easier" in text  # the toy clip is separable
+
+
+def test_pixel_baseline_sentences_say_whether_the_synthetic_data_are_easier():
+    import pandas as pd
+
+    from aerialseg.diagnostics import BASELINE_COLUMNS, pixel_baseline_sentences
+
+    def frame(real_oa, real_bal):
+        return pd.DataFrame([("synthetic", "IR-R-G", "", 0.70, 0.6, 0.60),
+                             ("synthetic", "IR-R-G-DSM-nDSM", "", 0.90, 0.8, 0.80),
+                             ("vaihingen crop", "IR-R-G", "", real_oa, 0.5, real_bal)],
+                            columns=list(BASELINE_COLUMNS))
+
+    harder = " ".join(pixel_baseline_sentences(frame(0.72, 0.62)))
+    assert "So the synthetic scenes are not easier per pixel" in harder
+    assert "−2.0 points of OA" in harder
+    easier = " ".join(pixel_baseline_sentences(frame(0.60, 0.50)))
+    assert "So the synthetic scenes are easier per pixel" in easier
+    mixed = " ".join(pixel_baseline_sentences(frame(0.60, 0.62)))
+    assert "So the evidence is mixed" in mixed
+    assert pixel_baseline_sentences(frame(0.6, 0.5).iloc[:2])[0].startswith("On the synthetic")

@@ -90,3 +90,39 @@ def test_postprocess_file_roundtrip(tmp_path):
     assert any("remove-cell" in c.metadata.get("tags", []) for c in nb.cells)
     assert "Table 5.1" in "".join(str(c.outputs) for c in nb.cells if c.cell_type == "code")
     assert pages.chapter_number("10_comparison") == "10"
+
+
+def test_another_editions_page_gets_its_own_labels_and_links(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# FCN and MFB\n\n(fcn-method)=\n## Method\n\nSee "
+                                      "{numref}`fcn-one`, {ref}`fcn-method`, "
+                                      "{ref}`protocol-ece`, {doc}`01_data`, "
+                                      "{doc}`the comparison <10_comparison>` and "
+                                      "{doc}`../protocol`."),
+        nbformat.v4.new_code_cell("show()", outputs=[_png("One.", "fcn-one")]),
+        nbformat.v4.new_code_cell("md()", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/markdown": "As {numref}`fcn-one` shows.",
+                                  "text/plain": "x"})]),
+    ]
+    path = tmp_path / "03_fcn_mfb__dubai.ipynb"
+    nbformat.write(nb, path)
+    pages.postprocess_file(path)
+    out = nbformat.read(path, as_version=4)
+    md = out.cells[0].source
+    assert md.startswith("# FCN and MFB (Dubai edition)\n")
+    assert "(fcn-method-dubai)=" in md and "{ref}`fcn-method-dubai`" in md
+    assert "{numref}`fcn-one-dubai`" in md and "{ref}`protocol-ece`" in md
+    assert "{doc}`01_data__dubai`" in md
+    assert "{doc}`the comparison <10_comparison>`" in md  # one comparison for every edition
+    assert "{doc}`../protocol`" in md
+    assert out.cells[1].metadata["mystnb"]["figure"]["name"] == "fcn-one-dubai"
+    assert out.cells[2].outputs[0]["data"]["text/markdown"] == "As {numref}`fcn-one-dubai` shows."
+    again = pages.retarget_edition(nbformat.from_dict(out), "__dubai")  # idempotent
+    assert again.cells[0].source == md
+    assert again.cells[1].metadata["mystnb"]["figure"]["name"] == "fcn-one-dubai"
+    # the main edition's page is left alone
+    main = tmp_path / "03_fcn_mfb.ipynb"
+    nbformat.write(nb, main)
+    pages.postprocess_file(main)
+    assert nbformat.read(main, as_version=4).cells[0].source == nb.cells[0].source

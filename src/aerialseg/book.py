@@ -102,11 +102,115 @@ def run_chapter(name: str, *, parameters: dict[str, Any], output_dir: str | Path
         return ChapterRun(name, out, time.perf_counter() - t0, error=msg[-4000:])
 
 
-def build_book(root: str | Path | None = None, *, strict: bool = True) -> None:
-    """``jupyter-book build`` (Jupyter Book 1.x, offline; warnings are errors if strict)."""
+COMPARISON = "10_comparison"
+"""The chapter that compares every dataset; it runs in the synthetic edition only."""
+
+MAIN_EDITION = "synthetic"
+"""The dataset of the book's main edition (pages ``NN_topic``); another dataset's chapters
+are written beside them as ``NN_topic__<dataset>`` (the Dubai edition: ``__dubai``)."""
+
+
+def edition_suffix(dataset: str) -> str:
+    """``""`` for the main edition, ``"__<dataset>"`` for another dataset's pages."""
+    return "" if dataset == MAIN_EDITION else f"__{dataset}"
+
+
+def edition_chapters(names: Sequence[str], dataset: str) -> list[str]:
+    """The chapters an edition runs: all of them, except chapter 10 outside the main one.
+
+    Chapter 10 reads every dataset's results files and compares them side by side; it runs
+    last in the synthetic edition (``make book``), never in another dataset's edition.
+    """
+    if dataset == MAIN_EDITION:
+        return list(names)
+    return [n for n in names if n != COMPARISON]
+
+
+# --------------------------------------------------------------------------- the TOC
+
+def toc_pages(toc: str | Path | None = None) -> list[str]:
+    """Every ``file:`` entry of the table of contents (``book/chapters/03_fcn_mfb``, ...)."""
+    import yaml
+
+    data = yaml.safe_load(Path(toc or repo_root() / "_toc.yml").read_text())
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(str(node["file"]))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(data)
+    return out
+
+
+def filtered_toc(keep: Any, dst: str | Path, *, toc: str | Path | None = None) -> Path:
+    """Write a copy of the TOC that lists only the chapter pages ``keep`` accepts.
+
+    Args:
+        keep: a function ``page -> bool`` or a collection of pages
+            (``"book/chapters/03_fcn_mfb"``); pages outside ``book/chapters/`` (intro,
+            protocol, bibliography) are always kept, and a part left without chapters is
+            dropped.
+        dst: where to write the filtered ``_toc.yml``.
+        toc: the TOC to filter (default the checkout's ``_toc.yml``).
+
+    Returns:
+        ``dst``.
+    """
+    import yaml
+
+    accept = keep if callable(keep) else (lambda page, pages=set(keep): page in pages)
+    data = yaml.safe_load(Path(toc or repo_root() / "_toc.yml").read_text())
+
+    def wanted(entry: dict[str, Any]) -> bool:
+        page = str(entry.get("file", ""))
+        return not page.startswith("book/chapters/") or bool(accept(page))
+
+    parts = []
+    for part in data.get("parts", []):
+        chapters = [c for c in part.get("chapters", []) if wanted(c)]
+        if chapters:
+            parts.append({**part, "chapters": chapters})
+    data["parts"] = parts
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dst
+
+
+def missing_pages(root: str | Path | None = None) -> list[str]:
+    """Chapter pages the TOC lists that have no executed notebook under ``root``."""
+    root = Path(root) if root else repo_root()
+    return [p for p in toc_pages(root / "_toc.yml")
+            if p.startswith("book/chapters/") and not (root / f"{p}.ipynb").exists()]
+
+
+def build_book(root: str | Path | None = None, *, strict: bool = True,
+               toc: str | Path | None = None) -> None:
+    """``jupyter-book build`` (Jupyter Book 1.x, offline; warnings are errors if strict).
+
+    Chapter pages that the TOC lists but that were never executed (e.g. the Dubai edition
+    before ``make book DATASET=dubai`` ran) are left out of this build through a filtered
+    TOC, with a line saying which (a missing page would otherwise fail the strict build).
+    """
     root = Path(root) if root else repo_root()
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--builder", "html"]
+    if toc is None:
+        missing = missing_pages(root)
+        if missing:
+            print(f"[book] {len(missing)} page(s) of the TOC not executed, left out of this "
+                  f"build: {', '.join(Path(p).name for p in missing)}", flush=True)
+            toc = filtered_toc(lambda page: page not in set(missing),
+                               root / "_build" / "_toc.yml", toc=root / "_toc.yml")
+    if toc is not None:
+        cmd += ["--toc", str(toc)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     subprocess.run(cmd, check=True)
@@ -166,8 +270,12 @@ def run_book(*, profile: str = "default", dataset: str = "synthetic", device: st
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    names = select_chapters(only)
-    suffix = "" if dataset == "synthetic" else f"__{dataset}"
+    chosen = select_chapters(only)
+    names = edition_chapters(chosen, dataset)
+    if len(names) < len(chosen):
+        print(f"[book] {COMPARISON} compares every dataset's results: it runs in the "
+              f"{MAIN_EDITION} edition (`make book`), not in the {dataset} edition", flush=True)
+    suffix = edition_suffix(dataset)
     params = {"profile": profile, "dataset": dataset, "device": device, **(extra or {})}
     runs: list[ChapterRun] = []
     if threads is None and jobs > 1 and not (os.environ.get("AERIALSEG_THREADS")
@@ -204,13 +312,12 @@ def run_book(*, profile: str = "default", dataset: str = "synthetic", device: st
             print(f"\n[book] chapter {r.name} failed (its partial output is {r.output}):\n"
                   f"{r.error}", file=sys.stderr)
         return 1
-    # the introduction's key findings and edition line, from the results files of the
-    # chapters the book shows (another dataset's chapters are written beside them)
+    # the introduction's key findings and edition line, from the results files of every
+    # dataset of this profile (the synthetic edition and, beside it, the Dubai edition)
     from aerialseg.findings import write_generated
 
     try:
-        if not suffix:
-            write_generated(dataset, profile)
+        write_generated(None, profile)
     except Exception as exc:  # noqa: BLE001 - the chapters ran; say why the intro is stale
         print(f"[book] the introduction's findings were not rewritten: {exc}", file=sys.stderr)
     if build:

@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -23,6 +24,7 @@ from aerialseg.evaluation import Accumulator, Evaluation
 from aerialseg.metrics import eroded_eval_mask
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray as xr
 
 
@@ -348,3 +350,275 @@ def dataset_summary(train: Sequence[Scene], val: Sequence[Scene], *,
         coords={"split": ["train", "val"], "class": list(classes.names),
                 "bands": list(variants), "truth": list(classes.names),
                 "pred": list(classes.names)})
+
+
+# ------------------------------------------------------------- the data chapter's tables
+def eroded_share(scenes: Sequence[Scene]) -> float:
+    """Share of the labelled pixels of evaluated classes that the eroded protocol scores.
+
+    The ratio of the two protocols' pixel counts, exactly as the confusion matrices count
+    them: pixels of an evaluated class inside ``eval_mask`` over all pixels of an evaluated
+    class (the full ground truth). The one number the data chapter quotes.
+    """
+    kept = total = 0
+    for s in scenes:
+        ev = np.isin(s.labels, list(s.classes.evaluated))
+        mask = s.eval_mask if s.eval_mask is not None else eroded_eval_mask(s.labels, 3)
+        kept += int((ev & mask).sum())
+        total += int(ev.sum())
+    return kept / total if total else float("nan")
+
+
+def balanced_accuracy(cm: np.ndarray, evaluated: Sequence[int]) -> float:
+    """Mean recall over the evaluated classes present in the truth (rows of ``cm``).
+
+    Unlike OA it does not depend on the class mix, so datasets with different class shares
+    can be compared; chance level is ``1 / len(classes present)``.
+    """
+    cm = np.asarray(cm, np.float64)
+    rows = [i for i in evaluated if cm[i].sum() > 0]
+    if not rows:
+        return float("nan")
+    return float(np.mean([cm[i, i] / cm[i].sum() for i in rows]))
+
+
+def split_tiles(data: SplitLike) -> dict[str, list[str]]:
+    """Tiles of each split, from the scene names (``tile2_part003`` → ``tile2``).
+
+    Names without a ``_part`` suffix are tiles themselves (the ISPRS areas, the synthetic
+    scenes).
+    """
+    out: dict[str, list[str]] = {}
+    for split, scenes in (("train", data.train), ("val", data.val)):
+        names = [s.name.split("_part", 1)[0] for s in scenes]
+        out[split] = sorted(dict.fromkeys(names), key=_natural)
+    return out
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+@dataclass
+class _Folds:
+    """Training and validation scenes of one fold (a :class:`SplitLike`)."""
+
+    train: list[Scene]
+    val: list[Scene]
+
+
+VAIHINGEN_CROP = ("isprs-samples", "vaihingen-crop")
+"""Where the real Vaihingen sample lies under the shared data folder (mmsegmentation
+layout: ``img_dir/*.png`` IR-R-G clips, ``ann_dir/*.png`` eroded labels, 0 = boundary)."""
+
+
+def vaihingen_crop_folds(root: str | Path | None = None) -> list[_Folds] | None:
+    """The real Vaihingen sample as two folds: left half → right half, and back.
+
+    The sample is one 512-px IR-R-G clip of area 1 in the mmsegmentation layout (index
+    labels of the eroded ground truth, 0 = boundary = ignore), so no tile is left to
+    validate on: each half is trained on once and evaluated once, and a caller pools the
+    two folds' confusion matrices. Both halves come from one area, which favours a
+    per-pixel classifier over one evaluated on another area.
+
+    Args:
+        root: the sample's folder (default ``<shared data>/isprs-samples/vaihingen-crop``).
+
+    Returns:
+        Two folds, or None when the sample is absent.
+    """
+    from aerialseg.data.classes import ISPRS
+    from aerialseg.data.io import read_image
+    from aerialseg.paths import shared_data
+
+    folder = Path(root) if root is not None else shared_data().joinpath(*VAIHINGEN_CROP)
+    images = sorted((folder / "img_dir").glob("*.png")) if folder.is_dir() else []
+    if not images or not (folder / "ann_dir" / images[0].name).is_file():
+        return None
+    img = np.asarray(read_image(images[0], "RGB"))
+    ann = np.asarray(read_image(folder / "ann_dir" / images[0].name)).astype(np.int64)
+    img = np.moveaxis(img[..., :3], -1, 0)
+    bands = np.ascontiguousarray(img, np.float32) / np.float32(255)
+    labels = np.where(ann == 0, IGNORE_INDEX, ann - 1)
+    mask = ann != 0
+    half = labels.shape[1] // 2
+    parts = [(slice(None), slice(0, half)), (slice(None), slice(half, None))]
+
+    def scene(k: int, split: str) -> Scene:
+        sl = parts[k]
+        return Scene(f"{images[0].stem}-{'ab'[k]}", np.ascontiguousarray(bands[(slice(None),
+                                                                               *sl)]),
+                     ("ir", "r", "g"), np.ascontiguousarray(labels[sl]), ISPRS, split,
+                     np.ascontiguousarray(mask[sl]), full_truth=False)
+
+    return [_Folds([scene(0, "train")], [scene(1, "val")]),
+            _Folds([scene(1, "train")], [scene(0, "val")])]
+
+
+def band_names(bands: Sequence[str]) -> str:
+    """Bands as readers write them: ``("ir", "r", "g", "dsm", "ndsm")`` → "IR-R-G-DSM-nDSM"."""
+    return "-".join("nDSM" if b == "ndsm" else b.upper() for b in bands)
+
+
+BASELINE_COLUMNS = ("data", "bands", "evaluated on", "oa", "mean_f1", "balanced_accuracy")
+"""Columns of :func:`pixel_baseline_context`."""
+
+
+def _context_row(data: str, bands: Sequence[str], where: str, cm: np.ndarray,
+                 classes: ClassTable) -> dict[str, Any]:
+    from aerialseg.metrics import scores
+
+    s = scores(cm, classes.evaluated)
+    return {"data": data, "bands": band_names(bands), "evaluated on": where,
+            "oa": float(s["oa"]), "mean_f1": float(s["mean_f1"]),
+            "balanced_accuracy": balanced_accuracy(cm, classes.evaluated)}
+
+
+def pixel_baseline_context(data: SplitLike | None, *, dataset: str, profile: str,
+                           vaihingen_root: str | Path | None = None,
+                           load: Any = None, max_pixels: int = 50_000) -> pd.DataFrame:
+    """The per-pixel baseline on the synthetic data and on the real samples, side by side.
+
+    Rows (those whose data are absent are left out and named in ``attrs["skipped"]``):
+
+    * ``synthetic``, IR-R-G and all five bands (IR-R-G-DSM-nDSM);
+    * ``vaihingen crop``, IR-R-G: the real 512-px sample, two folds pooled
+      (:func:`vaihingen_crop_folds`);
+    * ``dubai``, R-G-B: the tile-wise split.
+
+    ``data`` is the chapter's split of ``dataset`` (used for that dataset's rows); the other
+    datasets are loaded with the same ``profile``. Every row is scored by the eroded
+    protocol over the evaluated classes: OA, mean F1 and balanced accuracy (mean recall,
+    independent of the class mix).
+
+    Args:
+        data: the chapter's training and validation scenes (None: load ``dataset`` too).
+        dataset: the chapter's dataset.
+        profile: the profile the other datasets are loaded with.
+        vaihingen_root: the Vaihingen sample's folder (default: the shared data).
+        load: function ``(dataset, profile) -> SplitData`` (default
+            :func:`aerialseg.data.registry.load_split` of ``data_config``); it may raise
+            :class:`aerialseg.data.errors.DatasetNotFoundError` (or ``FileNotFoundError``).
+        max_pixels: training sample of each baseline.
+
+    Returns:
+        A DataFrame with :data:`BASELINE_COLUMNS` (scores as fractions);
+        ``attrs["skipped"]``: ``(data, why)`` pairs for rows left out.
+    """
+    import pandas as pd
+
+    from aerialseg.data.errors import DatasetNotFoundError
+
+    if load is None:
+        from aerialseg.data.registry import data_config, load_split
+
+        def load(name: str, prof: str) -> Any:
+            return load_split(data_config(name, prof))
+
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+
+    def split_of(name: str) -> Any:
+        if name == dataset and data is not None:
+            return data, "this chapter's split"
+        try:
+            return load(name, profile), f"the {profile} profile's split"
+        except (DatasetNotFoundError, FileNotFoundError) as exc:
+            skipped.append((name, str(exc).splitlines()[0]))
+            return None, ""
+
+    syn, where = split_of("synthetic")
+    if syn is not None:
+        for bands in (("ir", "r", "g"), tuple(syn.train[0].band_names)):
+            b = per_pixel_baseline(syn, bands, max_pixels=max_pixels)
+            rows.append(_context_row("synthetic", bands, where, b.confusion["eroded"],
+                                     b.classes))
+    folds = vaihingen_crop_folds(vaihingen_root)
+    if folds is None:
+        skipped.append(("vaihingen crop", "the real Vaihingen sample is not in the shared "
+                                          "data folder"))
+    else:
+        cm = sum(per_pixel_baseline(f, ("ir", "r", "g"), max_pixels=max_pixels)
+                 .confusion["eroded"] for f in folds)
+        rows.append(_context_row("vaihingen crop", ("ir", "r", "g"),
+                                 "one 512-px clip, two folds (left and right half)", cm,
+                                 folds[0].train[0].classes))
+    dubai, where = split_of("dubai")
+    if dubai is not None:
+        b = per_pixel_baseline(dubai, max_pixels=max_pixels)
+        rows.append(_context_row("dubai", b.bands, where, b.confusion["eroded"], b.classes))
+    df = pd.DataFrame(rows, columns=list(BASELINE_COLUMNS))
+    df.attrs["skipped"] = skipped
+    return df
+
+
+def pixel_baseline_sentences(df: pd.DataFrame, *, margin: float = 0.05) -> list[str]:
+    """What :func:`pixel_baseline_context` means, in sentences built from its numbers.
+
+    Compares the synthetic data with the real samples on comparable bands (IR-R-G with the
+    Vaihingen sample, the three spectral bands with Dubai's R-G-B) by OA and by balanced
+    accuracy (which does not depend on the class mix), and says whether the synthetic
+    scenes are easier per pixel by more than ``margin`` (5 points, the threshold of the
+    study's issue 19) on both, on one, or on neither.
+    """
+    def row(data: str, bands: str | None = None) -> Any:
+        sel = df[(df["data"] == data) & ((df["bands"] == bands) if bands else True)]
+        return None if sel.empty else sel.iloc[0]
+
+    def pts(x: float) -> str:
+        return f"{100 * abs(x):.1f}"
+
+    def signed(x: float) -> str:
+        return ("+" if x >= 0 else "\u2212") + pts(x)
+
+    out: list[str] = []
+    syn3, syn5 = row("synthetic", "IR-R-G"), row("synthetic", "IR-R-G-DSM-nDSM")
+    if syn3 is not None and syn5 is not None:
+        gain = syn5["balanced_accuracy"] - syn3["balanced_accuracy"]
+        out.append(f"On the synthetic data, adding the two height bands changes the per-pixel "
+                   f"baseline's balanced accuracy from {pts(syn3['balanced_accuracy'])} % to "
+                   f"{pts(syn5['balanced_accuracy'])} % ({signed(gain)} points): "
+                   + ("height carries class information that the spectra lack."
+                      if gain > margin / 5 else
+                      "the spectra already carry most of what a single pixel can tell."))
+    real = [(r, "the real Vaihingen clip on the same bands (IR-R-G)")
+            for r in [row("vaihingen crop")] if r is not None]
+    real += [(r, "Dubai on its three spectral bands (R-G-B)")
+             for r in [row("dubai")] if r is not None]
+    if syn3 is None or not real:
+        return out
+    easier = []
+    for r, name in real:
+        d_oa = syn3["oa"] - r["oa"]
+        d_bal = syn3["balanced_accuracy"] - r["balanced_accuracy"]
+        n_over = int(d_oa > margin) + int(d_bal > margin)
+        easier.append(n_over)
+        what = ("easier per pixel by more than the margin on both measures" if n_over == 2
+                else "easier by more than the margin on one measure only" if n_over == 1
+                else f"not easier per pixel by more than {pts(margin)} points")
+        out.append(f"Against {name}, the synthetic IR-R-G baseline differs by {signed(d_oa)} "
+                   f"points of OA ({pts(syn3['oa'])} % against {pts(r['oa'])} %) and "
+                   f"{signed(d_bal)} points of balanced accuracy "
+                   f"({pts(syn3['balanced_accuracy'])} % against "
+                   f"{pts(r['balanced_accuracy'])} %): {what}.")
+    if max(easier) == 0:
+        out.append("So the synthetic scenes are not easier per pixel than the real samples on "
+                   "comparable bands, and a network's gain over the per-pixel baseline "
+                   "measures what it learns from spatial context much as it would on real "
+                   "imagery.")
+    elif min(easier) == 2:
+        out.append("So the synthetic scenes are easier per pixel than the real samples on "
+                   "comparable bands: a network's gain over the per-pixel baseline there "
+                   "overstates what spatial context adds on real imagery.")
+    else:
+        out.append("So the evidence is mixed: the synthetic scenes are easier per pixel than "
+                   "a real sample by more than the margin on some measure, not on every one; "
+                   "read a network's gain over the per-pixel baseline with that in mind.")
+    if any(r["data"] == "vaihingen crop" for r, _ in real):
+        out.append("The Vaihingen clip is small (one 512-px clip of one area, trained on one "
+                   "half and scored on the other, so its rare classes have few pixels), which "
+                   "makes its numbers noisy; training and scoring within one area favours "
+                   "the per-pixel classifier.")
+    return out

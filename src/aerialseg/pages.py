@@ -40,9 +40,43 @@ _TABLE_NUMBER = re.compile(r'<span class="aerialseg-table-number">[^<]*</span>')
 
 
 def chapter_number(name: str) -> str:
-    """``"03_fcn_mfb"`` → ``"3"`` (the number figures and tables are numbered under)."""
-    head = Path(name).stem.split("_", 1)[0]
+    """``"03_fcn_mfb"`` → ``"3"`` (the number figures and tables are numbered under).
+
+    A page of another edition (``"03_fcn_mfb__dubai"``) takes its number from the table of
+    contents, where the book numbers it (:func:`toc_number`; Sphinx numbers the chapters of
+    the numbered parts one after the other), so its tables match its figures.
+    """
+    stem = Path(name).stem
+    if "__" in stem:
+        number = toc_number(stem)
+        if number:
+            return number
+    head = stem.split("_", 1)[0]
     return str(int(head)) if head.isdigit() else ""
+
+
+def toc_number(stem: str, toc: Path | None = None) -> str:
+    """The chapter number the book gives page ``book/chapters/<stem>`` ("" if unnumbered).
+
+    Chapters of the TOC's ``numbered`` parts are numbered 1, 2, ... in order across the
+    parts (Jupyter Book's continuous numbering); sections do not count.
+    """
+    import yaml
+
+    path = toc or repo_root() / "_toc.yml"
+    if not path.is_file():
+        return ""
+    count = 0
+    for part in yaml.safe_load(path.read_text()).get("parts", []):
+        if not part.get("numbered"):
+            if any(str(c.get("file", "")).endswith(f"/{stem}") for c in part.get("chapters", [])):
+                return ""
+            continue
+        for c in part.get("chapters", []):
+            count += 1
+            if str(c.get("file", "")).endswith(f"/{stem}"):
+                return str(count)
+    return ""
 
 
 def _text(v: Any) -> str:
@@ -96,18 +130,20 @@ def _figure_meta(spec: dict[str, Any], name: str) -> dict[str, Any]:
                        "image": {"alt": spec["alt"]}}}
 
 
-def postprocess(nb: dict[str, Any], *, name: str = "", root: Path | None = None
-                ) -> dict[str, Any]:
+def postprocess(nb: dict[str, Any], *, name: str = "", root: Path | None = None,
+                edition: str = "") -> dict[str, Any]:
     """The executed notebook ``nb`` (nbformat dict) ready for the book (a new dict).
 
     Args:
         nb: the notebook papermill wrote.
         name: the chapter (``"03_fcn_mfb"``): numbers tables and names unnamed figures.
         root: the checkout whose paths are made relative (default this one).
+        edition: ``""`` for the main (synthetic) edition, ``"__dubai"`` for another
+            dataset's page: see :func:`retarget_edition`.
     """
     nb = copy.deepcopy(nb)
     pairs = _replacements(root)
-    number = chapter_number(name) if name else ""
+    number = chapter_number(name + edition) if name else ""
     stem = Path(name).stem if name else "fig"
     fig_count = 0
     table_count = 0
@@ -166,6 +202,8 @@ def postprocess(nb: dict[str, Any], *, name: str = "", root: Path | None = None
             pieces.append(current)
         cells.extend(pieces)
     nb["cells"] = cells
+    if edition:
+        nb = retarget_edition(nb, edition)
     pm = nb.get("metadata", {}).get("papermill")
     if isinstance(pm, dict):
         for key in ("input_path", "output_path"):
@@ -175,11 +213,79 @@ def postprocess(nb: dict[str, Any], *, name: str = "", root: Path | None = None
 
 
 def postprocess_file(path: str | Path, *, name: str | None = None) -> Path:
-    """Post-process the executed notebook at ``path`` in place (see :func:`postprocess`)."""
+    """Post-process the executed notebook at ``path`` in place (see :func:`postprocess`).
+
+    A page named ``NN_topic__<dataset>.ipynb`` belongs to that dataset's edition.
+    """
     import nbformat
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    out = postprocess(nb, name=name or path.stem.split("__", 1)[0])
+    stem, _, dataset = path.stem.partition("__")
+    out = postprocess(nb, name=name or stem, edition=f"__{dataset}" if dataset else "")
     nbformat.write(nbformat.from_dict(out), path)
     return path
+
+
+_TARGET = re.compile(r"^\(([A-Za-z][\w-]*)\)=\s*$", re.M)
+_REF = re.compile(r"\{(numref|ref|eq)\}`([^`<]*<)?([A-Za-z][\w-]*)(>?)`")
+_DOC = re.compile(r"\{doc\}`([^`<]*<)?(\d\d_[a-z0-9_]+)(>?)`")
+
+
+def retarget_edition(nb: dict[str, Any], edition: str, *,
+                     shared: tuple[str, ...] = ("10_",)) -> dict[str, Any]:
+    """Make another dataset's page live beside the main edition's in one book.
+
+    Labels must be unique in the whole book, so every figure name and every ``(label)=``
+    target of the page gets the edition's suffix (``fcn-mfb-per-class`` →
+    ``fcn-mfb-per-class-dubai``), and the page's ``{numref}``/``{ref}`` roles follow them;
+    ``{doc}`` links to sibling chapters point to the same edition (``03_fcn_mfb`` →
+    ``03_fcn_mfb__dubai``), except to chapters every edition shares (``shared``: chapter
+    10, which compares the datasets). Labels of other pages (``protocol-ece``) are left
+    alone. Idempotent.
+
+    Args:
+        nb: a post-processed notebook (nbformat dict); changed in place and returned.
+        edition: the page suffix, ``"__dubai"``.
+        shared: prefixes of chapters that exist once for every edition.
+    """
+    tag = "-" + edition.strip("_").replace("_", "-")
+    cells = nb.get("cells", [])
+    labels: set[str] = set()
+    for cell in cells:
+        fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+        if isinstance(fig, dict) and fig.get("name"):
+            name = str(fig["name"])
+            base = name[: -len(tag)] if name.endswith(tag) else name
+            labels.add(base)
+            fig["name"] = base + tag
+        if cell.get("cell_type") == "markdown":
+            labels.update(m.group(1) for m in _TARGET.finditer(_text(cell.get("source", "")))
+                          if not m.group(1).endswith(tag))
+
+    def fix(text: str) -> str:
+        text = _TARGET.sub(lambda m: f"({m.group(1)}{tag})=" if m.group(1) in labels
+                           else m.group(0), text)
+        text = _REF.sub(lambda m: f"{{{m.group(1)}}}`{m.group(2) or ''}{m.group(3)}{tag}"
+                        f"{m.group(4)}`" if m.group(3) in labels else m.group(0), text)
+        return _DOC.sub(lambda m: m.group(0) if m.group(2).startswith(shared)
+                        or m.group(2).endswith(edition) else
+                        f"{{doc}}`{m.group(1) or ''}{m.group(2)}{edition}{m.group(3)}`", text)
+
+    title = f" ({edition.strip('_').replace('_', ' ').capitalize()} edition)"
+    titled = False
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            text = fix(_text(cell.get("source", "")))
+            if not titled:  # the page title says which edition it belongs to
+                head = re.search(r"^# (.+)$", text, re.M)
+                if head:
+                    titled = True
+                    if not head.group(1).rstrip().endswith(title.strip()):
+                        text = text[:head.end()] + title + text[head.end():]
+            cell["source"] = text
+        for out in cell.get("outputs", []):
+            md = out.get("data", {}).get("text/markdown")
+            if md is not None:
+                out["data"]["text/markdown"] = fix(_text(md))
+    return nb
