@@ -58,14 +58,23 @@ def hardware_description(device: torch.device | str = "cpu") -> str:
     return f"CPU: {cpu}, {n} thread{'s' if n != 1 else ''}"
 
 
+BOOK_OUTPUTS = ("results", "book/chapters", "book/_generated")
+"""Folders the book run itself rewrites: their changes do not make the code "dirty" (a run
+of the whole book rewrites chapter 01's results before chapter 02 starts)."""
+
+
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` if modified), or ``"unknown"``."""
+    """The checkout's commit (with ``-dirty`` if code is modified), or ``"unknown"``.
+
+    Changes under :data:`BOOK_OUTPUTS` are ignored: they are what the code produced.
+    """
     from aerialseg.paths import repo_root
 
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *(f":(exclude){p}" for p in BOOK_OUTPUTS)],
                                cwd=repo_root(), capture_output=True, text=True,
                                timeout=10).stdout.strip()
         return (sha or "unknown") + ("-dirty" if dirty else "")
