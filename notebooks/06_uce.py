@@ -263,7 +263,7 @@ tables.show_table(
     caption="Every training run: passes over the training samples, optimiser steps, the "
             "mean loss of the last pass (U-CE's is weighted), whether it converged by the "
             "study's rule (the loss fell by less than 2 % between the last two tenths of "
-            "training) and its training time "
+            "training, or only by its step-to-step noise) and its training time "
             "(of the original run when reused from the run store).")
 
 # %% tags=["remove-input"]

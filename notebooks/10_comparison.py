@@ -92,7 +92,8 @@ for d, ds in results.items():
 # ## Which models are fit to be compared
 #
 # A model takes part in no verdict and is never recommended when it has not converged (its
-# training loss still fell by 2 % or more over the last tenth of training) or when its mean
+# training loss still fell by 2 % or more, beyond its noise, over the last tenth of training)
+# or when its mean
 # F1 is below the per-pixel baseline on the same split (the logistic regression on single
 # pixels of {doc}`01_data`; {ref}`protocol-statistics`). In the tables below such a model is
 # marked with ⚠.

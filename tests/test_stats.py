@@ -358,3 +358,25 @@ def test_sentence_from_a_verdict():
     v = stats.Verdict("untestable", float("nan"), float("nan"), float("nan"), 0,
                       "x not in the results", method="x", baseline="b", metric="f1")
     assert stats.sentence(v) == "x against b on mean F1: untestable (x not in the results)."
+
+
+def test_convergence_rule_does_not_read_noise_as_improvement():
+    rng = np.random.default_rng(0)
+    # a plateau measured with small noisy batches: 30 epochs of 20 steps at loss 0.6 +- 0.2,
+    # whose last tenth happens to lie 5 % below the one before
+    hist = [{"step_losses": list(0.6 + 0.2 * rng.standard_normal(20))} for _ in range(30)]
+    for h in hist[-3:]:
+        h["step_losses"] = [x - 0.03 for x in h["step_losses"]]
+    for h in hist:
+        h["loss"] = float(np.mean(h["step_losses"]))
+    c = stats.convergence(hist)
+    assert c.relative_decrease >= 0.02 and c.converged and "within the loss's noise" in c.reason
+    # the same fall with little noise is real: still improving
+    quiet = [{"loss": h["loss"], "step_losses": [h["loss"]] * 20} for h in hist]
+    assert not stats.convergence(quiet).converged
+    # a steady decline with the same noise is found
+    falling = [{"step_losses": list(1.5 - 0.03 * e + 0.2 * rng.standard_normal(20))}
+               for e in range(30)]
+    for h in falling:
+        h["loss"] = float(np.mean(h["step_losses"]))
+    assert not stats.convergence(falling).converged

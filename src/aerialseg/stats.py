@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats as sps
 
 from aerialseg.display import method_name
 from aerialseg.metrics import batch_scores
@@ -65,6 +66,9 @@ RNG_SEED = 0
 CONVERGENCE_TOLERANCE = 0.02
 """A run still improving by this fraction or more between its last two tenths has not
 converged."""
+CONVERGENCE_LEVEL = 0.05
+"""...unless that fall is within the loss's step-to-step noise: a one-sided Welch test of the
+two tenths' losses at this level (see :func:`convergence`)."""
 VERDICTS = ("supported", "contradicted", "inconclusive", "untestable")
 OVERALL = "overall"
 
@@ -581,7 +585,8 @@ def f1_interval_widths(ds: xr.Dataset, *, protocol: str = "eroded",
 
 def convergence(history: Sequence[Mapping[str, Any]], *,
                 tolerance: float = CONVERGENCE_TOLERANCE, key: str = "loss",
-                steps_key: str = "step_losses") -> Convergence:
+                steps_key: str = "step_losses",
+                level: float = CONVERGENCE_LEVEL) -> Convergence:
     """The convergence rule on a training history.
 
     The loss values are the per-epoch ``history[i][key]``; with fewer than 10 epochs, and when
@@ -593,11 +598,17 @@ def convergence(history: Sequence[Mapping[str, Any]], *,
     tenths has not converged; a flat or rising one has (divergence shows up as a non-finite
     loss, which is never converged). Fewer than 2 loss values: not converged (cannot be
     judged).
+
+    When the history records every step's loss (the engine always does), a fall of
+    ``tolerance`` or more counts only when it is larger than the loss's noise: the step
+    losses of the two tenths must differ by a one-sided Welch t-test at ``level``. Small batches
+    make epoch means noisy (the patch CNN's epoch losses at its final learning rate jump by
+    10 % between epochs), and a plateau must not be declared "still improving" on noise.
     """
     series = [float(h[key]) for h in history if key in h]
     unit = "epoch"
-    if len(history) < 10 and history and all(steps_key in h and len(h[steps_key])
-                                             for h in history):
+    per_step = bool(history) and all(steps_key in h and len(h[steps_key]) for h in history)
+    if len(history) < 10 and per_step:
         series = [float(x) for h in history for x in h[steps_key]]
         unit = "step"
     n = len(series)
@@ -614,11 +625,38 @@ def convergence(history: Sequence[Mapping[str, Any]], *,
         rel = 0.0 if last == 0 else float("-inf")
     else:
         rel = float((prev - last) / abs(prev))
-    ok = rel < tolerance
     per = f"{k} {unit}{'s' if k != 1 else ''}"
-    reason = (f"the loss fell {100 * rel:.1f} % between the last two tenths ({per} each)"
-              + ("" if ok else f", {100 * tolerance:.0f} % or more: still improving"))
-    return Convergence(bool(ok), rel, k, unit, reason)
+    reason = f"the loss fell {100 * rel:.1f} % between the last two tenths ({per} each)"
+    if rel < tolerance:
+        return Convergence(True, rel, k, unit, reason)
+    if not per_step:  # no per-step losses: the noise cannot be measured, the fall stands
+        return Convergence(False, rel, k, unit,
+                           f"{reason}, {100 * tolerance:.0f} % or more: still improving")
+    if unit == "epoch":
+        recent = [h for h in history if key in h]
+        a = np.asarray([x for h in recent[-2 * k:-k] for x in h[steps_key]], float)
+        b = np.asarray([x for h in recent[-k:] for x in h[steps_key]], float)
+    else:
+        a, b = values[-2 * k:-k], values[-k:]
+    p = _falls(a, b)
+    if p >= level:
+        return Convergence(True, rel, k, unit,
+                           f"{reason}, within the loss's noise (one-sided Welch test over "
+                           f"{len(a)} + {len(b)} losses, p = {p:.2f}): a plateau")
+    return Convergence(False, rel, k, unit,
+                       f"{reason}, {100 * tolerance:.0f} % or more: still improving")
+
+
+def _falls(before: np.ndarray, after: np.ndarray) -> float:
+    """p-value of "the loss is lower after than before" (one-sided Welch t-test).
+
+    Fewer than 2 values on a side: 0 (no noise can be measured, so the fall stands).
+    """
+    if len(before) < 2 or len(after) < 2:
+        return 0.0
+    if before.var(ddof=1) + after.var(ddof=1) == 0:  # constant levels: any fall is real
+        return 0.0 if before.mean() > after.mean() else 1.0
+    return float(sps.ttest_ind(before, after, equal_var=False, alternative="greater").pvalue)
 
 
 def converged(history: Sequence[Mapping[str, Any]], **kwargs: Any) -> bool:
