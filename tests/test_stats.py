@@ -358,3 +358,13 @@ def test_sentence_from_a_verdict():
     v = stats.Verdict("untestable", float("nan"), float("nan"), float("nan"), 0,
                       "x not in the results", method="x", baseline="b", metric="f1")
     assert stats.sentence(v) == "x against b on mean F1: untestable (x not in the results)."
+
+
+def test_judge_untestable_on_a_protocol_the_data_lack(scenes):
+    from dataclasses import replace
+
+    eroded_only = [replace(s, full_truth=False) for s in scenes]
+    ds = results(eroded_only, {"good": {"car_miss": 0.05}, "bad": {"car_miss": 0.6}})
+    assert stats.judge(ds, claim()).verdict == "supported"  # eroded: the primary protocol
+    v = stats.judge(ds, claim(), protocol="full")
+    assert v.verdict == "untestable" and "no full ground truth in these data" in v.reason
