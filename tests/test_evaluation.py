@@ -37,6 +37,17 @@ def test_perfect_model_scores_one(scene_factory):
     assert ev.pixels_per_second > 0
 
 
+def test_eroded_only_labels_leave_the_full_protocol_empty(scene_factory):
+    from dataclasses import replace
+
+    scenes = [replace(scene_factory(seed=i, split="val"), full_truth=False) for i in range(2)]
+    ev = evaluate_model(Oracle(), stats(), scenes, mc_samples=3)
+    assert ev.confusion["full"].sum() == 0  # not a copy of the eroded counts
+    assert ev.confusion["eroded"].sum() == sum(sc.eval_mask.sum() for sc in scenes)
+    assert ev.scores["eroded"]["mean_f1"] == 1.0
+    assert np.isnan(ev.scores["full"]["oa"])
+
+
 def test_results_roundtrip(tmp_path, scene_factory):
     scenes = [scene_factory(seed=i, split="val") for i in range(2)]
     recs = [Record(m, seed, evaluate_model(Oracle(), stats(), scenes, mc_samples=2),

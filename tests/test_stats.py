@@ -380,3 +380,13 @@ def test_convergence_rule_does_not_read_noise_as_improvement():
     for h in falling:
         h["loss"] = float(np.mean(h["step_losses"]))
     assert not stats.convergence(falling).converged
+
+
+def test_judge_untestable_on_a_protocol_the_data_lack(scenes):
+    from dataclasses import replace
+
+    eroded_only = [replace(s, full_truth=False) for s in scenes]
+    ds = results(eroded_only, {"good": {"car_miss": 0.05}, "bad": {"car_miss": 0.6}})
+    assert stats.judge(ds, claim()).verdict == "supported"  # eroded: the primary protocol
+    v = stats.judge(ds, claim(), protocol="full")
+    assert v.verdict == "untestable" and "no full ground truth in these data" in v.reason

@@ -263,7 +263,10 @@ class Accumulator:
         truth = scene.labels
         valid = (truth != IGNORE_INDEX) & classified
         eroded = scene.eval_mask & valid
-        for protocol, mask in (("eroded", eroded), ("full", valid)):
+        # an eroded-only label set has no full ground truth: its "full" counts stay empty
+        # (scores NaN, "not available"), never a copy of the eroded ones
+        full = valid if scene.full_truth else np.zeros_like(valid)
+        for protocol, mask in (("eroded", eroded), ("full", full)):
             self._count(protocol, pred, truth, mask)
         self._add_layout(scene.name, truth.shape)
         # unclassified pixels (patch CNN border) leave the boundary-F1 domain

@@ -440,6 +440,9 @@ def judge(ds: xr.Dataset, claim: Any, *, protocol: str = "eroded",
                        "; ".join(reasons + ["no seed with runs of both"]), **meta)
     a, a_blocked = run_blocks(ds, method, seeds, protocol)
     b, b_blocked = run_blocks(ds, baseline, seeds, protocol)
+    if a.sum() == 0 or b.sum() == 0:  # e.g. the full protocol of an eroded-only label set
+        return Verdict("untestable", nan, nan, nan, len(seeds), "; ".join(
+            reasons + [f"no {protocol} ground truth in these data"]), **meta)
     notes = []
     if not (a_blocked and b_blocked):
         a, b = a.sum(1, keepdims=True), b.sum(1, keepdims=True)

@@ -165,6 +165,43 @@ def build_potsdam_fixture(root: Path, tiles: tuple[str, ...] | None = None, *,
     return root
 
 
+def save_clip(root: Path, folder: str, name: str, img: np.ndarray, ann: np.ndarray) -> None:
+    """One clip in the mmsegmentation-converted layout: ``img_dir/<folder>/<name>`` and
+    ``ann_dir/<folder>/<name>`` (PNG)."""
+    for kind, arr in (("img_dir", img), ("ann_dir", ann)):
+        (root / kind / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(arr)).save(root / kind / folder / name)
+
+
+MMSEG_CROP_NAME = "area1_0_0_512_512.png"
+"""The real crop's clip name, as mmsegmentation's converter wrote it."""
+
+
+def real_mmseg_clip() -> tuple[np.ndarray, np.ndarray]:
+    """The real crop as converted: IR-R-G (H, W, 3) uint8 and its index label (0 = boundary)."""
+    need_samples()
+    img = np.asarray(Image.open(CROP / "img_dir" / MMSEG_CROP_NAME).convert("RGB"))
+    ann = np.asarray(Image.open(CROP / "ann_dir" / MMSEG_CROP_NAME))
+    return img, ann
+
+
+def build_mmseg_vaihingen(root: Path) -> Path:
+    """Vaihingen in the mmsegmentation-converted layout, from the real crop.
+
+    area1: the real clip as converted (train folder); area11: the mirrored crop cut into
+    overlapping 256 px clips as the converter cuts tiles (val folder).
+    """
+    img, ann = real_mmseg_clip()
+    save_clip(root, "train", MMSEG_CROP_NAME, img, ann)
+    mimg, mann = img[:, ::-1], ann[:, ::-1]
+    for y0 in (0, 128, 256):
+        for x0 in (0, 128, 256):
+            box = (x0, y0, x0 + 256, y0 + 256)
+            save_clip(root, "val", f"area11_{x0}_{y0}_{x0 + 256}_{y0 + 256}.png",
+                      mimg[box[1]:box[3], box[0]:box[2]], mann[box[1]:box[3], box[0]:box[2]])
+    return root
+
+
 def official_vaihingen(tmp_path_factory) -> Path:
     """Build the official-layout Vaihingen fixture in a fresh temporary folder.
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from loveda_fixtures import build_loveda
 from PIL import Image
 
 from aerialseg.cli import main
@@ -10,24 +11,6 @@ from aerialseg.data.classes import IGNORE_INDEX, LOVEDA, LabelValueError
 from aerialseg.data.errors import CorruptFileError, DatasetNotFoundError
 from aerialseg.data.loveda import load_loveda, loveda_pairs
 from aerialseg.data.registry import DATASETS, data_config, data_fingerprint, load_split
-
-IDS = {("Train", "Rural"): (0, 1, 2), ("Train", "Urban"): (1366, 1367),
-       ("Val", "Rural"): (2522,), ("Val", "Urban"): (3514, 3515)}
-
-
-def build_loveda(root, size=24, ids=IDS):
-    """Images whose red channel encodes the mask value (R = 10 * value), masks 0..7."""
-    for (split, domain), numbers in ids.items():
-        for k, n in enumerate(numbers):
-            rng = np.random.default_rng(n)
-            mask = rng.integers(0, 8, (size, size), dtype=np.uint8)
-            mask[0, 0] = 0  # no-data
-            img = np.dstack([10 * mask, np.full_like(mask, 50 + k), np.full_like(mask, 200)])
-            for kind, arr in (("images_png", img), ("masks_png", mask)):
-                folder = root / split / domain / kind
-                folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(folder / f"{n}.png")
-    return root
 
 
 @pytest.fixture

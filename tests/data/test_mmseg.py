@@ -4,7 +4,12 @@ import shutil
 
 import numpy as np
 import pytest
-from isprs_fixtures import CROP, need_samples
+from isprs_fixtures import (
+    MMSEG_CROP_NAME,
+    build_mmseg_vaihingen,
+    real_mmseg_clip,
+    save_clip,
+)
 from PIL import Image
 
 from aerialseg.cli import main
@@ -14,37 +19,18 @@ from aerialseg.data.errors import DataOptionError
 from aerialseg.data.mmseg import find_clips, is_mmseg_layout, load_mmseg
 from aerialseg.data.registry import data_config, data_fingerprint, load_split
 
-NAME = "area1_0_0_512_512.png"
-
-
-def _save(root, folder, name, img, ann):
-    for kind, arr in (("img_dir", img), ("ann_dir", ann)):
-        (root / kind / folder).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.ascontiguousarray(arr)).save(root / kind / folder / name)
+NAME = MMSEG_CROP_NAME
 
 
 @pytest.fixture(scope="module")
 def real():
-    need_samples()
-    img = np.asarray(Image.open(CROP / "img_dir" / NAME).convert("RGB"))
-    ann = np.asarray(Image.open(CROP / "ann_dir" / NAME))
-    return img, ann
+    return real_mmseg_clip()
 
 
 @pytest.fixture(scope="module")
-def converted(real, tmp_path_factory):
-    """area1: the real clip as converted (train folder); area11: the mirrored crop cut into
-    overlapping 256 px clips as the converter cuts tiles (val folder)."""
-    root = tmp_path_factory.mktemp("mmseg") / "vaihingen"
-    img, ann = real
-    _save(root, "train", NAME, img, ann)
-    mimg, mann = img[:, ::-1], ann[:, ::-1]
-    for y0 in (0, 128, 256):
-        for x0 in (0, 128, 256):
-            box = (x0, y0, x0 + 256, y0 + 256)
-            _save(root, "val", f"area11_{x0}_{y0}_{x0 + 256}_{y0 + 256}.png",
-                  mimg[box[1]:box[3], box[0]:box[2]], mann[box[1]:box[3], box[0]:box[2]])
-    return root
+def converted(tmp_path_factory):
+    """The real crop in the converted layout (see :func:`build_mmseg_vaihingen`)."""
+    return build_mmseg_vaihingen(tmp_path_factory.mktemp("mmseg") / "vaihingen")
 
 
 def test_real_crop_reads_through_the_registry(converted, real):
@@ -131,9 +117,9 @@ def test_potsdam_copy_is_rgb(tmp_path):
     rng = np.random.default_rng(0)
     for tile, folder in (("2_10", "train"), ("2_12", "train")):
         for x0 in (0, 16):
-            _save(root, folder, f"{tile}_{x0}_0_{x0 + 32}_32.png",
-                  rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
-                  rng.integers(0, 7, (32, 32), dtype=np.uint8))
+            save_clip(root, folder, f"{tile}_{x0}_0_{x0 + 32}_32.png",
+                      rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                      rng.integers(0, 7, (32, 32), dtype=np.uint8))
     assert is_mmseg_layout(root) and set(find_clips(root, "potsdam")) == {"2_10", "2_12"}
     cfg = data_config("potsdam", "smoke", data_root=str(root))
     assert cfg.layout == "mmseg" and cfg.potsdam_bands == "r+g+b"
