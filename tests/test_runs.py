@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,13 +118,63 @@ def test_run_files_are_data_and_a_tampered_model_is_refused(scene_factory, tmp_p
 def test_corrupt_model_is_retrained_with_a_warning(scene_factory):
     data = split(scene_factory)
     first = get_or_train(cfg(), data, log=None)
+    # what the lost model left beside it: a chapter's cached predictions, a method file
+    cached = first.path / "predictions" / "scene-settings-mc0" / "probs.npy"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"predictions of the lost model")
+    (first.path / "extra.npz").write_bytes(b"method file of the lost model")
     f = first.path / "model.pt"
     f.write_bytes(f.read_bytes()[:100])  # a killed copy / full disk
     with pytest.warns(RunStoreWarning, match=rf"run folder {first.path}: the stored model is "
                       r"unusable.*truncated.*Training it again"):
         second = get_or_train(cfg(), data, log=None)
     assert not second.reused and weights_equal(first.model, second.model)
+    # nothing derived from the lost model is served beside the new one
+    assert not (first.path / "predictions").exists()
+    assert not (first.path / "extra.npz").exists()
     assert get_or_train(cfg(), data, log=None).reused
+
+
+def test_cli_reports_unusable_run_files_and_divergence_without_a_traceback(
+        scene_factory, monkeypatch, capsys, tmp_path):
+    import json
+
+    import aerialseg.data.registry as data_registry
+    from aerialseg.cli import main
+
+    data = split(scene_factory)
+    monkeypatch.setattr(data_registry, "load_split", lambda cfg: data)
+    argv = ["train", "fcn", "--profile", "smoke", "--device", "cpu", "--no-progress",
+            "--threads", "1", "--set", "crop_size=32"]
+    assert main(argv) == 0
+    folder = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run"])
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"model": {}, "meta": Evil()}, folder / "model.pt")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"aerialseg: error: run folder {folder}: refusing to load")
+    assert "Traceback" not in err and "--retrain" in err and not marker.exists()
+    assert main([*argv, "--retrain"]) == 0  # the fix the message names
+
+    def diverged(*args, **kwargs):
+        raise NonFiniteLossError("the loss became nan in epoch 1 of 1 (...)")
+
+    monkeypatch.setattr(R, "get_or_train", diverged)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aerialseg: error: the loss became nan") and "Traceback" not in err
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug, not a run failure")
+
+    monkeypatch.setattr(R, "get_or_train", bug)
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else keeps its traceback
+        main(argv)
 
 
 def test_corrupt_model_without_training_raises_with_the_fix(scene_factory):
@@ -153,6 +204,26 @@ def test_corrupt_checkpoint_is_discarded_and_training_starts_over(scene_factory)
     assert run.resumed_from is None and len(run.history) == 2
     clean = get_or_train(cfg(epochs=2), data, log=None, retrain=True)
     assert weights_equal(run.model, clean.model)
+
+
+def test_tampered_checkpoint_is_refused_with_the_run_folder_and_the_fix(scene_factory,
+                                                                       tmp_path):
+    data = split(scene_factory)
+    folder = run_path(cfg(epochs=2), data)
+    folder.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": 2, "epoch": Evil()}, folder / "checkpoint.pt")
+    with pytest.raises(UnsafeFileError, match=rf"run folder {folder}: refusing to load "
+                       r".*checkpoint\.pt.*Fix: delete .*--retrain"):
+        get_or_train(cfg(epochs=2), data, log=None)
+    assert not marker.exists() and (folder / "checkpoint.pt").exists()
+    run = get_or_train(cfg(epochs=2), data, log=None, retrain=True)  # the fix it names
+    assert not run.reused and run.resumed_from is None and not marker.exists()
 
 
 def test_retrain_trains_again_from_scratch(scene_factory):

@@ -258,6 +258,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"aerialseg: error: {exc}", file=sys.stderr)
         return 2
+    except (RuntimeError, FloatingPointError) as exc:
+        if not _is_run_failure(exc):
+            raise
+        print(f"aerialseg: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _is_run_failure(exc: BaseException) -> bool:
+    """A failure the library explains in full (the message names what and the fix).
+
+    Unusable run-store files (corrupt, or holding pickled objects) and a diverged training:
+    the command prints the message, not a traceback. Looked up in ``sys.modules`` so the
+    command line does not import torch to check; a class never imported was never raised.
+    """
+    kinds = [getattr(sys.modules.get(module), name, None) for module, name in (
+        ("aerialseg.utils", "RunFileError"), ("aerialseg.training", "NonFiniteLossError"))]
+    return isinstance(exc, tuple(k for k in kinds if isinstance(k, type)))
 
 
 if __name__ == "__main__":

@@ -325,9 +325,9 @@ def load_run_file(path: str | Path) -> dict[str, Any]:
 
 
 def _fix(folder: Path, cfg: RunConfig) -> str:
-    return (f"delete {folder} (or pass retrain=True to get_or_train / Chapter.train, or run "
+    return (f"delete {folder} (or pass retrain=True to get_or_train / Chapter.train, run "
             f"`aerialseg train {cfg.method} --seed {cfg.train.seed} --profile {cfg.profile} "
-            "--retrain`) to train it again")
+            "--retrain`, or run the chapter with `-p retrain True`) to train it again")
 
 
 @contextlib.contextmanager
@@ -421,12 +421,15 @@ def _stored(cfg: RunConfig, folder: Path, *, t_call: float, retrain: bool,
         msg = f"run folder {folder}: the stored model is unusable: {exc}"
         if not allow_training:
             raise CorruptRunError(f"{msg}. Fix: {_fix(folder, cfg)}.") from exc
-        msg += ". Training it again."
+        msg += (". Training it again (with everything else in the run folder, e.g. "
+                "predictions cached from the lost model).")
         warnings.warn(msg, RunStoreWarning, stacklevel=4)
         if log:
             log("warning: " + msg)
-        final.unlink(missing_ok=True)
-        (folder / CONFIG_FILE).unlink(missing_ok=True)
+        # what else the folder holds came from the lost model (cached predictions, method
+        # files): a retrained model need not be bit-identical to it (other hardware or
+        # threads), so none of it may be reused
+        _clear_folder(folder, keep_lock=True)
         return None
     except UnsafeFileError as exc:
         raise UnsafeFileError(f"run folder {folder}: {exc} Fix: {_fix(folder, cfg)}."
@@ -499,8 +502,12 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
                     f"no trained model of {cfg.method} seed {cfg.train.seed} in {folder}, and "
                     f"training is not allowed here; train it first, e.g. `aerialseg train "
                     f"{cfg.method} --seed {cfg.train.seed} --profile {cfg.profile}`")
-            return _train(cfg, key, folder, data, builder, setup, device=device,
-                          callbacks=callbacks, log=log, progress=progress)
+            try:
+                return _train(cfg, key, folder, data, builder, setup, device=device,
+                              callbacks=callbacks, log=log, progress=progress)
+            except UnsafeFileError as exc:  # the checkpoint: name the run and the fix
+                raise UnsafeFileError(f"run folder {folder}: {exc} Fix: {_fix(folder, cfg)}."
+                                      ) from None
         except BaseException:
             if main:
                 with contextlib.suppress(OSError):  # never hide the original error

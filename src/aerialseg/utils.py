@@ -227,7 +227,8 @@ def load_tensors(path: str | Path, map_location: torch.device | str = "cpu") -> 
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        first = (str(exc).splitlines() or ["empty file"])[0][:200]
+        first = (str(exc).splitlines() or ["empty file"])[0]
+        first = first if len(first) <= 200 else first[:200].rstrip() + " ..."
         raise CorruptFileError(f"{path} is truncated or unreadable "
                                f"({type(exc).__name__}: {first})") from exc
     if not isinstance(obj, dict):

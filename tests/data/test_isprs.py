@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from chapter_checks import check_results
 from isprs_fixtures import (
     build_potsdam_fixture,
     official_vaihingen,
@@ -437,7 +438,10 @@ def test_chapter_runs_on_official_vaihingen_layout(name, vaihingen_official, tmp
                     "data_root": str(vaihingen_official)},
         kernel_name="python3", cwd=str(notebooks_dir()), progress_bar=False,
         execution_timeout=300)
-    assert (results_dir() / f"{name}__vaihingen__smoke.nc").exists()
+    results = results_dir() / f"{name}__vaihingen__smoke.nc"
+    assert results.exists(), f"chapter {name} wrote no results file"
+    # its content, not only its presence: every method at every smoke seed, sane scores
+    check_results(name, results, "vaihingen")
 
 
 # ------------------------------------------------------------------ eroded-only label sets

@@ -123,8 +123,11 @@ class ClassTable:
                 f"{source}: {int(unknown.sum())} pixels have colours that are not in the "
                 f"{self.name} palette: {listed}"
                 f"{' ...' if len(vals) > 10 else ''}. Known colours: {self.palette_text()}"
-                ". If the labels were resampled, decode with snap=True to map each pixel "
-                "to the nearest palette colour.")
+                ". If the labels were resampled, map each pixel to the nearest palette "
+                "colour with the data option snap_labels=True (`aerialseg data check "
+                "DATASET --snap-labels` shows the result; `aerialseg train ... --set "
+                "snap_labels=True`; a chapter: `-p data_options '{\"snap_labels\": true}'`; "
+                "in code: decode(..., snap=True)).")
         snap_pal = palette + [c for c in self.boundary_colours if c not in palette]
         snap_val = values + [IGNORE_INDEX] * (len(snap_pal) - len(palette))
         vals, inverse, counts = np.unique(code[unknown], return_inverse=True,
