@@ -94,3 +94,13 @@ def test_overlapping_splits_are_refused(tmp_path):
     # read with the Vaihingen reader, which follows a manifest's splits
     with pytest.raises(ValueError, match=r"tiles \['area1'\] are in both"):
         load_split(data_config("vaihingen", "smoke", data_root=str(root)))
+
+
+def test_a_real_data_folder_is_never_filled_with_synthetic_scenes(tmp_path):
+    from aerialseg.data.registry import data_config, load_split
+
+    real = tmp_path / "dubai"
+    (real / "Tile 1" / "images").mkdir(parents=True)
+    with pytest.raises(ValueError, match="name its dataset"):
+        load_split(data_config("synthetic", "smoke", data_root=str(real)))
+    assert sorted(p.name for p in real.iterdir()) == ["Tile 1"]  # nothing written there

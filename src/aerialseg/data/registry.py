@@ -492,6 +492,20 @@ def _resolve_vaihingen_bands(values: dict[str, Any], explicit: bool) -> str | No
 
 def _synthetic_roots(cfg: DataConfig) -> list[Path]:
     base = Path(cfg.data_root) if cfg.data_root else paths.data_home() / "synthetic"
+    if cfg.data_root and base.is_dir():
+        # a real dataset's folder given without naming its dataset (the chapters' default is
+        # "synthetic"): never generate a synthetic set inside the user's data
+        foreign = sorted(p.name for p in base.iterdir() if not p.name.startswith(".")
+                         and not (p / "manifest.json").is_file())
+        if foreign:
+            raise ValueError(
+                f"data_root {base} holds files that are not synthetic sets ("
+                + ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3
+                                                             else "")
+                + ") but the dataset is 'synthetic' (the default). To use the real data "
+                "there, name its dataset (papermill: -p dataset dubai|vaihingen|potsdam|"
+                "loveda; CLI: --dataset); to generate the synthetic set, choose an empty or "
+                "new folder.")
     tag = (f"{cfg.synthetic_size}px-{cfg.synthetic_train}+{cfg.synthetic_val}"
            f"-seed{cfg.synthetic_seed}")
     return [base / tag]
