@@ -46,6 +46,20 @@ def test_a_variant_is_recorded_and_never_writes_the_canonical_file(ch03, tmp_pat
     assert name.startswith("03_fcn_mfb__synthetic__smoke__") and name.endswith(".nc")
 
 
+def test_another_copy_of_the_data_is_a_variant(smoke_data_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("AERIALSEG_DATA", str(smoke_data_home))
+    # the default location named explicitly: still the canonical results
+    same = chapter.start("01_data", profile="smoke", device="cpu",
+                         data_root=str(smoke_data_home / "synthetic"))
+    assert same.variant == {}
+    other = chapter.start("01_data", profile="smoke", device="cpu",
+                          data_root=str(tmp_path / "copy"))
+    assert set(other.variant) == {"data_folder"}
+    assert str(tmp_path) not in other.edition()  # no machine path for readers
+    name = other.results_file(tmp_path).name
+    assert name.startswith("01_data__synthetic__smoke__") and name.endswith(".nc")
+
+
 def test_seeds_accept_a_bare_int(smoke_data_home, monkeypatch):
     monkeypatch.setenv("AERIALSEG_DATA", str(smoke_data_home))
     ch = chapter.start("03_fcn_mfb", profile="smoke", device="cpu", seeds=4)

@@ -16,10 +16,11 @@ method's profile values. Each method receives only the non-None overrides it dec
 from __future__ import annotations
 
 import ast
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ import xarray as xr
 from aerialseg import stats
 from aerialseg.config import TRAIN_FIELDS, RunConfig
 from aerialseg.data.registry import (
+    DataConfig,
     SplitData,
     data_config,
+    dataset_root,
     get_spec,
     load_split,
     parse_data_options,
@@ -354,8 +357,20 @@ def start(name: str, *, profile: str = "default", device: str = "auto",
         variant["seeds"] = list(chosen)
     if options:
         variant["data_options"] = options
+    if data_root is not None and not _default_location(cfg):
+        # another copy or subset of the dataset: its results must not replace the canonical
+        # file; the id names the folder without printing a machine path
+        folder = str(dataset_root(cfg).resolve())
+        variant["data_folder"] = hashlib.sha256(folder.encode()).hexdigest()[:8]
     ch = Chapter(name, profile, dataset, dev, tuple(chosen), data, params,
                  overrides=dict(overrides), settings=resolved, variant=variant,
                  retrain=bool(retrain), threads=threads)
     ch.wall["data"] = time.perf_counter() - t0
     return ch
+
+
+def _default_location(cfg: DataConfig) -> bool:
+    """True when ``cfg.data_root`` is where the dataset is found without one."""
+    here = dataset_root(cfg).resolve()
+    spec = get_spec(cfg.dataset)
+    return any(r.resolve() == here for r in spec.candidate_roots(replace(cfg, data_root=None)))
