@@ -581,4 +581,4 @@ ds = ch.write_summary(ds)
 display(Markdown(analysis.summary_text(
     edition=ch.edition(), network=analysis.network_phrase(cfgs[BASE]), verdicts=verdicts,
     claims=claims, gains=gains, changes=changes, step_cost=step_cost, flags=flags,
-    names=NAMES)))
+    names=NAMES, final_losses=analysis.final_losses(ch.runs))))

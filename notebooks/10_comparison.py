@@ -367,10 +367,11 @@ for d in chosen:
                      "recommended.")
 for d in chosen:
     v = long.loc[long["dataset"] == d, "verdict"].value_counts()
-    lines.append(f"Of the papers' {len(claims)} claims, {int(v.get('supported', 0))} are "
-                 f"supported, {int(v.get('contradicted', 0))} contradicted, "
-                 f"{int(v.get('inconclusive', 0))} inconclusive and "
-                 f"{int(v.get('untestable', 0))} untestable on the {label[d]} data.")
+    lines.append(f"The papers' {len(claims)} claims on the {label[d]} data: "
+                 f"{int(v.get('supported', 0))} supported, "
+                 f"{int(v.get('contradicted', 0))} contradicted, "
+                 f"{int(v.get('inconclusive', 0))} inconclusive, "
+                 f"{int(v.get('untestable', 0))} untestable.")
 lines += [t for t in compare.disagreements(long, datasets=chosen)[1:2]]
 lines.append(f"The verdicts are stored with this chapter's results ({', '.join(written)}), "
              "from which the introduction's key findings are written.")

@@ -390,6 +390,12 @@ def test_summary_text_says_effects_verdicts_objects_and_costs(results):
                             step_cost=cost.iloc[:0], flags=flags)
     assert "**untestable** in this edition" in again
     assert "CE + Dice: not converged (seed 0)" in again
+    assert "likely cause" not in again
+    flags["base_boundary"] = "below the per-pixel baseline (mean F1 72.8 vs 73.3)"
+    cause = LA.summary_text(edition="", network="n", verdicts=verdicts, claims=claims,
+                            gains=gains, changes=changes.iloc[:0], step_cost=cost.iloc[:0],
+                            flags=flags, final_losses={"base": 0.7, "base_boundary": -12.0})
+    assert "training loss ended at -12.0 against 0.70 for CE + Dice" in cause
 
 
 def test_dataset_note_per_dataset(scene_factory):
