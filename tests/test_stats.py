@@ -348,7 +348,8 @@ def test_sentence_from_a_verdict():
     v = stats.Verdict("contradicted", -0.021, -0.034, -0.008, 4, method="uce_a1",
                       baseline="ce_dropout", metric="iou")
     assert stats.sentence(v) == (
-        "uce_a1 lowers mIoU against ce_dropout by 2.1 points (95 % interval of the change "
+        "U-CE \u03b1=1 lowers mIoU against CE (dropout network) by 2.1 points (95 % "
+        "interval of the change "
         "\u22123.4 to \u22120.8, 4 seeds): contradicted.")
     v = stats.Verdict("untestable", 0.01, -0.02, 0.04, 2, "2 paired seeds (the rule needs 3)",
                       method="a", baseline="b", metric="weighted_iou")

@@ -743,7 +743,9 @@ def sentence(v: Verdict, *, names: Mapping[str, str] | None = None, scale: float
     supported."``. ``names`` maps method names to display names.
     """
     names = names or {}
-    a, b = names.get(v.method, v.method), names.get(v.baseline, v.baseline)
+    # display names (registered labels) unless the caller gives its own
+    a = names.get(v.method, method_name(v.method))
+    b = names.get(v.baseline, method_name(v.baseline))
     what = metric_label(v.metric, v.cls)
     pct = f"{100 * level:.0f} %"
     seeds = f"{v.n_seeds} seed{'s' if v.n_seeds != 1 else ''}"
