@@ -69,6 +69,7 @@ from aerialseg.display import method_names
 from aerialseg.papers.cse_unet import analysis as cse
 from aerialseg.papers.cse_unet import plots as cse_plots
 from aerialseg.papers.cse_unet import reported as reported_cse
+from aerialseg.profiles import uses_shared_backbone
 from aerialseg.papers.cse_unet.method import ABLATION, BASELINE, MEASURED
 
 plots.book_style()
@@ -423,7 +424,7 @@ car = next((v for v in verdicts if v.cls == "car"), None)
 paper_d = {m: abl.loc[m, "paper_d_iou"] for m in abl.index if m != "unet_plain"}
 training = ("median-frequency-balanced cross-entropy, SGD at learning rate "
             f"{t.lr:g} and networks of base width {configs['cse_unet'].model_kwargs['base_width']}"
-            if profile != "full" else "the paper's training")
+            if uses_shared_backbone(profile) else "the paper's training")
 intro = (f"We trained the four rows of the paper's ablation on `{dataset}` with "
          f"{len(ch.seeds)} seed{'s' if len(ch.seeds) > 1 else ''} each ({training}) and "
          "compared each addition with the plain U-Net.")

@@ -40,3 +40,9 @@ def test_train_config_validation():
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.5)
     assert check_profile("full") == "full"
+
+
+def test_the_shared_backbone_is_the_recipe_of_every_profile_but_full():
+    from aerialseg.profiles import PROFILES, uses_shared_backbone
+
+    assert [p for p in PROFILES if not uses_shared_backbone(p)] == ["full"]

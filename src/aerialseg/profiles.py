@@ -58,6 +58,11 @@ own architecture and recipe. ``model``/``model_kwargs`` replace a method's archi
 (see :meth:`aerialseg.config.MethodSpec.resolve`)."""
 
 
+def uses_shared_backbone(profile: str) -> bool:
+    """True when ``profile`` trains the shared backbone's recipe, not each paper's own."""
+    return profile in SHARED_BACKBONE
+
+
 def backbone(profile: str, *, flat: bool = False, **changes: Any) -> dict[str, Any]:
     """The shared backbone's profile values, with ``changes`` on top.
 
