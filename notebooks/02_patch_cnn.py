@@ -378,14 +378,7 @@ summary_table(ds, protocol="full")
 
 # %% tags=["remove-input"]
 gates = pb.sanity_table(ds, pixel_baseline=chapter.PIXEL_BASELINE)
-show_table(gates, caption="The study's gates: a model whose runs have not all converged or "
-           "whose mean F1 is below the per-pixel baseline's takes part in no verdict.",
-           rows="method", formats={"seeds": "int", "above baseline": "yesno"},
-           percent=["mean F1"], columns={"seeds": "Seeds", "converged": "Converged",
-                                         "mean F1": "Mean F1 (%)",
-                                         "above baseline": "Above the per-pixel baseline",
-                                         "verdicts": "Verdicts"},
-           na="not applicable (the baseline itself)")
+pb.gates_table(gates)
 
 # %% [markdown]
 # ### Beside the paper

@@ -66,7 +66,7 @@ from aerialseg.losses.ce import WeightedCrossEntropy, median_frequency_weights
 from aerialseg.papers.kampffmeyer import analysis as ka
 from aerialseg.papers.kampffmeyer import plots as k_plots
 from aerialseg.papers.kampffmeyer import reported
-from aerialseg.profiles import SHARED_BACKBONE
+from aerialseg.profiles import SHARED_BACKBONE, uses_shared_backbone
 from aerialseg.registry import claims as all_claims
 from aerialseg.registry import get_method
 from aerialseg.tables import show_table, summary_table
@@ -292,14 +292,7 @@ summary_table(ds, protocol="full")
 
 # %% tags=["remove-input"]
 gates = ka.sanity_table(ds, pixel_baseline=chapter.PIXEL_BASELINE)
-show_table(gates, caption="The study's gates: a model whose runs have not all converged or "
-           "whose mean F1 is below the per-pixel baseline's takes part in no verdict.",
-           rows="method", formats={"seeds": "int", "above baseline": "yesno"},
-           percent=["mean F1"], columns={"seeds": "Seeds", "converged": "Converged",
-                                         "mean F1": "Mean F1 (%)",
-                                         "above baseline": "Above the per-pixel baseline",
-                                         "verdicts": "Verdicts"},
-           na="not applicable (the baseline itself)")
+ka.gates_table(gates)
 
 # %% [markdown]
 # ### Verdicts on the paper's claims
@@ -414,7 +407,7 @@ paras = [
     f"**What was compared.** FCN and FCN-MFB, the same network trained with plain and with "
     f"median-frequency-balanced cross-entropy ({len(ch.seeds)} seed"
     f"{'s' if len(ch.seeds) > 1 else ''} each, `{profile}` profile"
-    + (", the study's shared backbone" if profile != "full" else "")
+    + (", the study's shared backbone" if uses_shared_backbone(profile) else "")
     + f"), on `{dataset}`, against the per-pixel baseline. {n_conv} of {len(train_df)} runs "
     f"converged; training took {t_train:.{0 if t_train >= 10 else 1}f} s in all, as "
     "recorded when the runs were trained"

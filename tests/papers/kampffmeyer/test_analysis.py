@@ -157,6 +157,9 @@ def test_sanity_table_reports_convergence_and_the_baseline_gate(scenes):
     f1 = ds["scores"].sel({"protocol": "eroded", "method": "good", "metric": "f1",
                            "class": "overall"}).values
     assert df.loc["good", "mean F1"] == pytest.approx(np.mean(f1))
+    shown = KA.gates_table(df).shown()
+    assert list(shown.columns)[-1] == "Verdicts" and "Mean F1 (%)" in shown.columns
+    assert len(shown) == len(df)
 
 
 def test_beside_paper_puts_the_printed_row_over_our_seed_means(scenes):

@@ -366,6 +366,22 @@ def sanity_table(ds: xr.Dataset, *, pixel_baseline: str = "pixel_baseline",
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def gates_table(gates: pd.DataFrame) -> Any:
+    """A :func:`sanity_table` as the chapters show it (captioned, display names, percent)."""
+    from aerialseg.tables import show_table
+
+    return show_table(
+        gates,
+        caption="The study's gates: a model whose runs have not all converged or whose mean "
+                "F1 is below the per-pixel baseline's takes part in no verdict.",
+        rows="method", formats={"seeds": "int", "above baseline": "yesno"},
+        percent=["mean F1"], columns={"seeds": "Seeds", "converged": "Converged",
+                                      "mean F1": "Mean F1 (%)",
+                                      "above baseline": "Above the per-pixel baseline",
+                                      "verdicts": "Verdicts"},
+        na="not applicable (the baseline itself)")
+
+
 def beside_paper(ds: xr.Dataset, rows: Mapping[str, tuple[str, str | None]], *,
                  reported: Mapping[str, Mapping[str, float]], protocol: str = "eroded",
                  classes: Sequence[str] | None = None) -> pd.DataFrame:
