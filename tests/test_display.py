@@ -64,3 +64,11 @@ def test_metric_names_and_units():
     assert display.column_name("car") == "Car"
     with pytest.raises(ValueError, match="unknown kind"):
         display.namer("planet")
+
+
+def test_ensemble_ids_parse_to_members_and_combiner():
+    from aerialseg.display import method_name, parse_ensemble_id
+
+    assert parse_ensemble_id("ens_pb_fcn_fcn_mfb_svm") == (["pb", "fcn", "fcn_mfb"], "svm")
+    assert parse_ensemble_id("fcn") is None and parse_ensemble_id("ens_nope_svm") is None
+    assert method_name("ens_pb_fcn_fcn_mfb_svm").startswith("PB + FCN + FCN-MFB (")

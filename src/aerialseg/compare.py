@@ -232,7 +232,7 @@ def ensemble_members(method: str) -> tuple[list[str], str] | None:
     Reads chapter 05's labels (``"PB+FCN-MFB | svm"``, ``"ALL | mean"``) and the
     ``"ens_<members>_<combiner>"`` ids of the claims.
     """
-    from aerialseg.display import COMBINERS, ENSEMBLE_MEMBERS
+    from aerialseg.display import ENSEMBLE_MEMBERS, parse_ensemble_id
 
     by_label = {v: k for k, v in ENSEMBLE_MEMBERS.items()}
     method = str(method)
@@ -242,22 +242,7 @@ def ensemble_members(method: str) -> tuple[list[str], str] | None:
             return list(ENSEMBLE_MEMBERS), combiner
         ids = [by_label.get(p.strip()) for p in label.split("+")]
         return (ids, combiner) if ids and all(ids) else None  # type: ignore[return-value]
-    if not method.startswith("ens_"):
-        return None
-    rest = method[4:]
-    combiner = next((c for c in sorted(COMBINERS, key=len, reverse=True)
-                     if rest.endswith("_" + c)), None)
-    if combiner is None:
-        return None
-    body, members = rest[: -len(combiner) - 1], []
-    while body:
-        hit = next((m for m in sorted(ENSEMBLE_MEMBERS, key=len, reverse=True)
-                    if body == m or body.startswith(m + "_")), None)
-        if hit is None:
-            return None
-        members.append(hit)
-        body = body[len(hit) + 1:]
-    return (members, combiner) if members else None
+    return parse_ensemble_id(method)
 
 
 def _present(ds: xr.Dataset, method: str) -> np.ndarray:

@@ -136,8 +136,8 @@ def _members(ids: Iterable[str]) -> str:
     return " + ".join(ENSEMBLE_MEMBERS.get(m, _plain(m)) for m in ids)
 
 
-def _ensemble(method: str) -> str | None:
-    """``"ens_pb_fcn_fcn_mfb_svm"`` → ``"PB + FCN + FCN-MFB (SVM)"``; None if not one."""
+def parse_ensemble_id(method: str) -> tuple[list[str], str] | None:
+    """``"ens_pb_fcn_fcn_mfb_svm"`` → ``(["pb", "fcn", "fcn_mfb"], "svm")``; None if not one."""
     if not method.startswith("ens_"):
         return None
     rest = method[4:]
@@ -154,7 +154,16 @@ def _ensemble(method: str) -> str | None:
             return None
         members.append(hit)
         body = body[len(hit) + 1:]
-    return f"{_members(members)} ({COMBINERS[combiner]})" if members else None
+    return (members, combiner) if members else None
+
+
+def _ensemble(method: str) -> str | None:
+    """``"ens_pb_fcn_fcn_mfb_svm"`` → ``"PB + FCN + FCN-MFB (SVM)"``; None if not one."""
+    parsed = parse_ensemble_id(method)
+    if parsed is None:
+        return None
+    members, combiner = parsed
+    return f"{_members(members)} ({COMBINERS[combiner]})"
 
 
 def _combo(method: str) -> str | None:
