@@ -145,3 +145,12 @@ def test_show_records_caption_alt_and_name(monkeypatch):
         plots.show(plt.figure(), caption=" ", alt="a line")
     with pytest.raises(ValueError, match="figure name"):
         plots.show(plt.figure(), caption="x", alt="a line", name="03_Bad")
+
+
+def test_confusion_panel_writes_row_percentages():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    plots.confusion_panel(ax, np.array([[3, 1], [0, 0]]), ["a", "b"])
+    assert [t.get_text() for t in ax.texts] == ["75", "25", "0", "0"]  # empty row: zeros
+    plt.close(fig)

@@ -419,18 +419,25 @@ def _wrap(title: str, width: int = 24) -> str:
     return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 
+def confusion_panel(ax: Any, cm: np.ndarray, labels: Sequence[str], *,
+                    fontsize: float = 8) -> Any:
+    """Draw ``cm`` row-normalised in % (rows: truth) with its values on ``ax``; the image."""
+    pct = 100 * np.asarray(cm, float) / np.maximum(np.asarray(cm).sum(1, keepdims=True), 1)
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", fontsize=fontsize,
+                    color="white" if pct[i, j] > 50 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    return im
+
+
 def confusion_heatmap(cm: np.ndarray, names: Sequence[str], title: str = "") -> Figure:
     """Row-normalised confusion matrix (rows: truth), in %, with its colour bar."""
-    cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     labels = [display.class_name(n) for n in names]
     fig, ax = plt.subplots(figsize=(4.8, 4.0))
-    im = ax.imshow(100 * cmn, cmap="Blues", vmin=0, vmax=100)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(j, i, f"{100 * cmn[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if cmn[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(names)), labels, rotation=40, ha="right")
-    ax.set_yticks(range(len(names)), labels)
+    im = confusion_panel(ax, cm, labels)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
     if title:

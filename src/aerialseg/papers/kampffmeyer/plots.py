@@ -11,7 +11,13 @@ from matplotlib.figure import Figure
 
 from aerialseg import display
 from aerialseg.data.classes import ClassTable
-from aerialseg.plots import BOOK_WIDTH_IN, MAX_COLS, label_image, legend_handles
+from aerialseg.plots import (
+    BOOK_WIDTH_IN,
+    MAX_COLS,
+    confusion_panel,
+    label_image,
+    legend_handles,
+)
 
 MAP_TITLES = {"mean_class_std": "mean-class std", "entropy": "entropy",
               "mutual_info": "mutual information"}
@@ -155,15 +161,8 @@ def confusion_pair(cms: Mapping[str, np.ndarray], names: Sequence[str], *,
                              sharey=True, layout="constrained")
     im = None
     for ax, (title, cm) in zip(axes[0], cms.items(), strict=True):
-        cm = np.asarray(cm, float)[np.ix_(keep, keep)]
-        pct = 100 * cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
-        for i in range(len(keep)):
-            for j in range(len(keep)):
-                ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", fontsize=8.5,
-                        color="white" if pct[i, j] > 50 else "black")
-        ax.set_xticks(range(len(keep)), labels, rotation=40, ha="right")
-        ax.set_yticks(range(len(keep)), labels)
+        im = confusion_panel(ax, np.asarray(cm, float)[np.ix_(keep, keep)], labels,
+                             fontsize=8.5)
         ax.set_xlabel("Predicted class")
         ax.set_title(title)
     axes[0][0].set_ylabel("True class")
