@@ -50,3 +50,12 @@ def make_scene(name: str = "s", size: int = 64, seed: int = 0, split: str = "tra
         bands[c] += (labels == c) * 1.0
     return Scene(name, bands, ("ir", "r", "g", "dsm", "ndsm"), labels, ISPRS, split,
                  eval_mask=np.ones((size, size), bool))
+
+
+@pytest.fixture(autouse=True)
+def _generated_sections_in_tmp(tmp_path_factory, monkeypatch):
+    """Tests that run the book runner never rewrite the checkout's ``book/_generated``."""
+    import aerialseg.findings
+
+    monkeypatch.setattr(aerialseg.findings, "GENERATED",
+                        tmp_path_factory.mktemp("generated"))
