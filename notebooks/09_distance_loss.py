@@ -165,9 +165,10 @@ display(Markdown(analysis.dataset_note(ch.dataset, ch.data)))
 #
 # **The prior art.** Kervadec's boundary loss uses the soft probabilities and a signed
 # Euclidean distance $\phi_c$ (positive outside the class, $-(d-1)$ inside, not capped),
-# linearly:
+# linearly, averaged over the $N$ pixels and the $C$ classes (their public code takes the
+# mean over the class axis too; methods.md writes a sum over classes, $C$ times larger):
 #
-# $$ L_B = \frac{1}{N}\sum_x \sum_c \phi_c(x)\, p_c(x), $$
+# $$ L_B = \frac{1}{N\,C}\sum_x \sum_c \phi_c(x)\, p_c(x), $$
 #
 # $$ L = \alpha_e\,(\mathrm{CE} + \mathrm{Dice}) + (1 - \alpha_e)\, L_B, \qquad
 #    \alpha_e = \max(0.01,\ 1 - \delta e), $$

@@ -190,7 +190,14 @@ def test_objectives_schedules_and_registry():
     assert bo(logits, target).item() == pytest.approx(base, rel=1e-6)
     bo.set_epoch(10)
     assert bo.alpha == pytest.approx(0.9)
-    lb = KervadecBoundaryLoss(3)(logits, target).item()
+    # the registry's default averages over the classes, as Kervadec's public code does
+    lb = KervadecBoundaryLoss(3, class_reduction="mean")(logits, target).item()
+    lb_sum = KervadecBoundaryLoss(3, class_reduction="sum")(logits, target).item()
+    assert lb == pytest.approx(lb_sum / 3, rel=1e-6)
     assert bo(logits, target).item() == pytest.approx(0.9 * base + 0.1 * lb, rel=1e-5)
+    bs = build_loss("boundary", num_classes=3, boundary_alpha_step=0.01,
+                    boundary_class_reduction="sum")
+    bs.set_epoch(10)
+    assert bs(logits, target).item() == pytest.approx(0.9 * base + 0.1 * lb_sum, rel=1e-5)
     bo.set_epoch(1000)
     assert bo.alpha == 0.01

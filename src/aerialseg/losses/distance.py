@@ -496,8 +496,13 @@ def build_boundary_objective(*, num_classes: int, boundary_alpha_step: float = 0
                              lambda_ce: float = 1.0, lambda_dice: float = 1.0,
                              ignore_index: int = IGNORE_INDEX,
                              lossd_label_list: Sequence[int] | None = None,
+                             boundary_class_reduction: str = "mean",
                              **_: object) -> nn.Module:
-    """CE + Dice with Kervadec's boundary loss (registry entry ``"boundary"``)."""
+    """CE + Dice with Kervadec's boundary loss (registry entry ``"boundary"``).
+
+    ``boundary_class_reduction="mean"`` (default) divides the boundary term by the number of
+    classes as Kervadec's public code does; ``"sum"`` is methods.md's written formula.
+    """
     return BoundaryObjective(num_classes, boundary_alpha_step, boundary_alpha_min,
                              label_smoothing, lambda_ce, lambda_dice, ignore_index,
-                             lossd_label_list)
+                             lossd_label_list, boundary_class_reduction)

@@ -187,7 +187,10 @@ def _with(extra: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 LOSSD_PARAMS = {"lossd_weight": 1.0, "lossd_max_iter": 50, "lossd_norm": "log",
                 "lossd_metric": "manhattan", "lossd_reduction": "mean",
                 "lossd_warmup_epochs": 0}
-BOUNDARY_PARAMS = {"boundary_alpha_step": 0.01, "boundary_alpha_min": 0.01}
+# Kervadec's public code averages the boundary term over classes (``.mean()`` over the class
+# axis), which methods.md's formula writes as a sum; the code is the reference we follow
+BOUNDARY_PARAMS = {"boundary_alpha_step": 0.01, "boundary_alpha_min": 0.01,
+                   "boundary_class_reduction": "mean"}
 
 
 METHODS: dict[str, MethodSpec] = {
