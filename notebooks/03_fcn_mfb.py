@@ -257,9 +257,8 @@ plots.show(fig, name="fcn-mfb-training-curves",
            alt="Line plot of training loss against passes over the data, one colour per "
            "method and one line per seed, each falling and flattening.")
 train_df = ka.training_summary(ch.runs)
-show_table(train_df, caption="The training runs. Converged: the mean loss of the last "
-           "tenth of training is less than 2 % below the tenth before, or lower only by "
-           "the step-to-step noise of the loss (see the protocol page); the seconds are those recorded when the run was trained.",
+show_table(train_df, caption="The training runs. Converged: " + stats.CONVERGENCE_RULE
+           + "; the seconds are those recorded when the run was trained.",
            rows=None, labels={"method": "method"},
            columns={"method": "Method", "seed": "Seed", "epochs": "Epochs",
                     "steps": "Steps", "final loss": "Final loss",

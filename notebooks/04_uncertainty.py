@@ -156,8 +156,8 @@ display(Markdown(ch.edition() + f" Each MC pass draws T = {T} samples." + subset
 
 # %% [markdown]
 # The models come from chapters 2 and 3 (reused from the run store). A model that has not
-# converged (its training loss still fell by 2 % or more, beyond its noise, over the last
-# tenth of training)
+# converged (its training loss still fell by 2 % or more between the last two tenths of
+# training, beyond its noise, at equal difficulty of the batches drawn)
 # or that scores below the per-pixel baseline is flagged in every comparison.
 
 # %% tags=["remove-input"]

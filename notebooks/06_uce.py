@@ -261,9 +261,8 @@ tables.show_table(
     labels={"method": "method"}, index=False,
     formats={"final loss": "float3", "training (s)": "float1"},
     caption="Every training run: passes over the training samples, optimiser steps, the "
-            "mean loss of the last pass (U-CE's is weighted), whether it converged by the "
-            "study's rule (the loss fell by less than 2 % between the last two tenths of "
-            "training, or only by its step-to-step noise) and its training time "
+            "mean loss of the last pass (U-CE's is weighted), whether it converged ("
+            + stats.CONVERGENCE_RULE + ") and its training time "
             "(of the original run when reused from the run store).")
 
 # %% tags=["remove-input"]

@@ -315,9 +315,8 @@ plots.show(fig, name="efm-training-curves",
 # %% tags=["remove-input"]
 show_table(efm_analysis.training_table(stage_runs),
            caption="Every trained run: its length, its final training loss, whether it "
-                   "converged by the study's rule (the loss fell by less than 2 % over the "
-                   "last tenth of training, or only by its noise), and its training time as recorded when it was "
-                   "trained (reused runs are not trained again).",
+                   "converged (" + stats.CONVERGENCE_RULE + "), and its training time as "
+                   "recorded when it was trained (reused runs are not trained again).",
            labels={"method": "method"},
            formats={"final loss": "float3", "training (s)": "float1", "converged": "yesno",
                     "seed": "text"},

@@ -365,9 +365,8 @@ plots.show(plots.training_curves({k: r.history for k, r in ch.runs.items()}),
                "objectives, one line per seed, each falling and flattening.")
 display(tables.show_table(
     analysis.training_table(ch.runs), rows=None, labels={"method": "method"},
-    caption="Every trained run: optimiser steps, final training loss, converged by the "
-            "study's rule (the last tenth of training lowers the loss by less than 2 %, or "
-            "only by its noise), "
+    caption="Every trained run: optimiser steps, final training loss, converged ("
+            + stats.CONVERGENCE_RULE + "), "
             "training time, and whether the run store already held it.",
     formats={"final loss": "float3", "training (s)": "float1", "seed": "text"}))
 

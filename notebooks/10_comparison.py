@@ -92,7 +92,8 @@ for d, ds in results.items():
 # ## Which models are fit to be compared
 #
 # A model takes part in no verdict and is never recommended when it has not converged (its
-# training loss still fell by 2 % or more, beyond its noise, over the last tenth of training)
+# training loss still fell by 2 % or more between the last two tenths of training, beyond its
+# noise, at equal difficulty of the batches drawn)
 # or when its mean
 # F1 is below the per-pixel baseline on the same split (the logistic regression on single
 # pixels of {doc}`01_data`; {ref}`protocol-statistics`). In the tables below such a model is
@@ -118,6 +119,24 @@ for d, ds in results.items():
                  "applied to them.")
     lines.append(text)
 display(Markdown(" ".join(lines)))
+
+# %% [markdown]
+# The convergence of every trained run, per seed: how much the training loss changed
+# between the last two tenths of training (in percent of the earlier tenth; negative: it
+# fell), first as recorded, then at equal difficulty of the batches drawn, the measure the
+# rule uses ({ref}`protocol-statistics`). A seed draws the same batches for every method, so
+# a column in which the raw change of every method is large and the adjusted one is not is
+# the batches, not the models.
+
+# %% tags=["remove-input"]
+for d, ds in results.items():
+    conv = compare.convergence_frame(
+        ds, methods=[str(m) for m in ds["method"].values if str(m) not in dup[d]])
+    if not conv.empty:
+        display(show_table(conv, caption=f"{label[d].capitalize()} data: change of the "
+                           "training loss between the last two tenths of training, raw → at "
+                           "equal batch difficulty (%); ✗: not converged.",
+                           rows="method", columns=None))
 
 # %% [markdown]
 # ## Scores

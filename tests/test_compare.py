@@ -292,3 +292,23 @@ def test_an_ensemble_named_two_ways_is_one_method(scene_factory):
     rows = compare.check_claims(ds, [Claim("K", "the SVM ensemble beats PB in OA",
                                            "ens_pb_fcn_fcn_mfb_svm", "pb", "overall", "oa")])
     assert rows.iloc[0]["method"] == "ALL | svm" and rows.iloc[0]["verdict"] == "supported"
+
+
+def test_convergence_frame_shows_raw_and_adjusted_changes(scene_factory):
+    scenes = [scene_factory(seed=0, split="val")]
+    stats_ = BandStats(("ir", "r", "g", "dsm", "ndsm"), (0.0,) * 5, (1.0,) * 5)
+    ev = evaluate_model(Oracle(0.0), stats_, scenes)
+    extra = {("a", 0): (1.0, -0.01, -0.08), ("a", 1): (0.0, -0.045, -0.01),
+             ("b", 0): (1.0, 0.002, 0.002)}
+    recs = [Record(m, s, ev, extra={"converged": c, "loss_change_last_tenth": adj,
+                                    "loss_change_last_tenth_raw": raw})
+            for (m, s), (c, adj, raw) in extra.items()]
+    recs.append(Record("ensemble", 0, ev))  # no training of its own: no row
+    ds = build_results(recs, chapter="x", profile="smoke", dataset="synthetic", params={},
+                       device="cpu", hardware="cpu", wall_seconds={})
+    df = compare.convergence_frame(ds)
+    assert list(df.index) == ["a", "b"] and list(df.columns) == ["seed 0", "seed 1"]
+    assert df.loc["a", "seed 0"] == "\u22128.0 → \u22121.0"
+    assert df.loc["a", "seed 1"] == "\u22121.0 → \u22124.5 ✗"
+    assert df.loc["b", "seed 0"] == "+0.2 → +0.2" and df.isna().loc["b", "seed 1"]
+    assert compare.convergence_frame(ds, methods=["b"]).index.tolist() == ["b"]

@@ -453,3 +453,78 @@ def test_fingerprint_of_file_scenes_follows_their_files(scene_factory, tmp_path)
     assert data_fingerprint(data) == before
     f.write_bytes(b"b" * 11)  # the label file fixed in place
     assert data_fingerprint(data) != before
+
+
+def test_run_difficulty_replays_the_last_batches_of_a_stored_run(scene_factory):
+    from aerialseg.training import difficulty_epochs
+
+    data = split(scene_factory)
+    c = cfg(epochs=12)
+    run = get_or_train(c, data, log=None)
+    diff = R.run_difficulty(run.path, data, get_method("fcn_mfb"))
+    assert sorted(diff) == difficulty_epochs(12) == [10, 11]
+    for e, values in diff.items():
+        steps = run.history[e]["step_losses"]
+        assert len(values) == len(steps) and all(v > 0 for v in values)
+        # training recorded the same values in the run's history
+        assert run.history[e]["step_difficulty"] == pytest.approx(values, abs=1e-6)
+    assert "step_difficulty" not in run.history[9]
+    # a run stored before the store recorded it gets it on its next reuse, kept on disk
+    saved = R.load_run_file(run.path / "model.pt")
+    for h in saved["meta"]["history"]:
+        h.pop("step_difficulty", None)
+    R._write_run(run.path, saved["model"], saved["meta"])
+    assert not R.has_difficulty(R.load_run_file(run.path / "model.pt")["meta"]["history"])
+    again = get_or_train(c, data, log=None)
+    assert again.reused and R.has_difficulty(again.history)
+    assert again.history[11]["step_difficulty"] == pytest.approx(diff[11], abs=1e-6)
+    assert R.has_difficulty(R.load_run_file(run.path / "model.pt")["meta"]["history"])
+    assert "step_difficulty" in (run.path / "config.json").read_text()
+    # the stored config resolves to the run that was trained
+    meta = R.load_run_file(run.path / "model.pt")["meta"]
+    assert R.run_key(R.stored_run_config(meta["config"], get_method("fcn_mfb"))) == run.key
+    other = split(scene_factory)
+    other.train[0].labels[3, 3] = 4 if other.train[0].labels[3, 3] != 4 else 1
+    with pytest.raises(ValueError, match="trained on other data"):
+        R.run_difficulty(run.path, other, get_method("fcn_mfb"))
+
+
+def test_fingerprint_follows_file_bytes_not_their_times(scene_factory, tmp_path):
+    f = tmp_path / "labels.png"
+    f.write_bytes(b"a" * 10)
+    scene = replace(scene_factory(size=32), sources=(str(f),))
+    data = SplitData(DataConfig(), [scene], [])
+    before, legacy = data_fingerprint(data), data_fingerprint(data, legacy=True)
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # a copy, a new checkout
+    assert data_fingerprint(data) == before
+    assert data_fingerprint(data, legacy=True) != legacy
+
+
+def test_runs_stored_under_the_earlier_fingerprint_are_found(scene_factory, tmp_path):
+    files = []
+    for i in range(2):
+        f = tmp_path / f"scene{i}.tif"
+        f.write_bytes(bytes([i]) * 16)
+        files.append(f)
+    data = SplitData(DataConfig(), [replace(s, sources=(str(f),)) for s, f in
+                                    zip(split(scene_factory).train, files, strict=True)],
+                     split(scene_factory).val)
+    # a run trained before fingerprints hashed contents: stored under the legacy key
+    legacy_cfg = replace(cfg(), data={"fingerprint": data_fingerprint(data, legacy=True)})
+    first = get_or_train(legacy_cfg, data, log=None)
+    assert not first.reused
+    again = get_or_train(cfg(), data, log=None)  # the fingerprint computed here: content
+    assert again.reused and again.path == first.path
+    assert R.stored_location(cfg(), data)[1] == first.path
+    # the files were copied (new times, same bytes): the legacy key no longer proves they
+    # are the same, so the run is trained once more, under the content key, and kept
+    for f in files:
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    third = get_or_train(cfg(), data, log=None)
+    assert not third.reused and third.path != first.path
+    for f in files:
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert get_or_train(cfg(), data, log=None).reused

@@ -391,3 +391,58 @@ def test_judge_untestable_on_a_protocol_the_data_lack(scenes):
     assert stats.judge(ds, claim()).verdict == "supported"  # eroded: the primary protocol
     v = stats.judge(ds, claim(), protocol="full")
     assert v.verdict == "untestable" and "no full ground truth in these data" in v.reason
+
+
+def _batched_history(difficulty, learned, rng, noise=0.02):
+    """30 epochs of 16 steps: loss = batch difficulty + what is still to learn + noise."""
+    hist = []
+    for e, (d, extra) in enumerate(zip(difficulty, learned, strict=True)):
+        steps = list(np.asarray(d) + extra + noise * rng.standard_normal(len(d)))
+        hist.append({"epoch": e, "loss": float(np.mean(steps)), "step_losses": steps})
+    return hist
+
+
+def test_adjusted_convergence_takes_the_batches_difficulty_out():
+    rng = np.random.default_rng(1)
+    # a model that learned nothing more in its last two tenths, but drew harder batches in
+    # the tenth before the last: the raw rule reads a fall, the adjusted one a plateau
+    diff = [list(0.5 + 0.1 * rng.standard_normal(16)) for _ in range(30)]
+    for e in (24, 25, 26):
+        diff[e] = [x + 0.1 for x in diff[e]]
+    flat = _batched_history(diff, [0.0] * 30, rng)
+    raw = stats.convergence(flat)
+    assert raw.relative_decrease > 0.1 and not raw.converged
+    adj = stats.adjusted_convergence(flat, {e: diff[e] for e in range(24, 30)})
+    assert adj.converged and abs(adj.relative_decrease) < 0.02
+    assert "harder" in adj.reason and adj.window == 3 and adj.unit == "epoch"
+    # the run store keeps the difficulty in the history: the rule then uses it by itself
+    for e in range(24, 30):
+        flat[e]["step_difficulty"] = diff[e]
+    assert stats.convergence(flat) == adj
+    # a real 6 % fall on batches of equal difficulty is still found
+    same = [list(0.5 + 0.1 * rng.standard_normal(16)) for _ in range(30)]
+    learning = [0.06 if e < 27 else 0.03 for e in range(30)]
+    hist = _batched_history(same, learning, rng)
+    adj = stats.adjusted_convergence(hist, {e: same[e] for e in range(24, 30)})
+    assert not adj.converged and adj.relative_decrease == pytest.approx(0.03 / 0.56, abs=0.01)
+    # ...and a fall hidden by easier batches before it is uncovered
+    hidden = [list(x) for x in same]
+    for e in (24, 25, 26):
+        hidden[e] = [x - 0.03 for x in hidden[e]]
+    hist = _batched_history(hidden, learning, rng)
+    assert stats.convergence(hist).converged  # the raw rule: within the noise
+    assert not stats.adjusted_convergence(hist, {e: hidden[e] for e in range(24, 30)}).converged
+
+
+def test_adjusted_convergence_needs_every_step_of_the_last_two_tenths():
+    rng = np.random.default_rng(2)
+    diff = [list(0.5 + 0.1 * rng.standard_normal(16)) for _ in range(30)]
+    hist = _batched_history(diff, [0.0] * 30, rng)
+    with pytest.raises(ValueError, match="epoch 24"):
+        stats.adjusted_convergence(hist, {e: diff[e] for e in range(25, 30)})
+    with pytest.raises(ValueError, match="15 values"):
+        stats.adjusted_convergence(hist, {e: diff[e][:15] for e in range(24, 30)})
+    # short runs: tenths of steps, every epoch's difficulty
+    short = hist[:4]
+    c = stats.adjusted_convergence(short, {e: diff[e] for e in range(4)})
+    assert c.unit == "step" and c.window == 6

@@ -15,8 +15,11 @@ from aerialseg.training import (
     Callback,
     CheckpointPolicy,
     NonFiniteLossError,
+    batch_difficulty,
+    difficulty_epochs,
     fit,
     lr_factor,
+    replay_loader,
 )
 from aerialseg.utils import RunStoreWarning, UnsafeFileError, load_tensors
 
@@ -308,3 +311,35 @@ def test_final_checkpoint_can_be_left_to_the_caller(tmp_path):
     part = fit(tiny_model(), WeightedCrossEntropy(), dataset(), CFG, checkpoint=tmp_path / "b",
                log=None, checkpoint_every=10, final_checkpoint=False, max_epochs_this_call=3)
     assert part.checkpoint_epochs == [2]  # a call that stops early always writes
+
+
+class BatchLabels(Callback):
+    """Keeps every training batch's labels, per epoch."""
+
+    def __init__(self):
+        self.labels = {}
+
+    def batch_aux(self, state, batch):
+        self.labels.setdefault(state.epoch, []).append(batch["label"].clone())
+        return {}
+
+
+def test_replay_visits_the_batches_training_saw_and_measures_them():
+    rec = BatchLabels()
+    cfg = TrainConfig(epochs=3, batch_size=3, lr=0.05, samples_per_epoch=7,
+                      sampler="random_crop", crop_size=32)  # 7 = 2 x 3 + 1: last batch dropped
+    res = fit(tiny_model(), WeightedCrossEntropy(), dataset(), cfg, log=None,
+              callbacks=[rec])
+    for e in range(3):
+        again = [b["label"] for b in replay_loader(dataset(), cfg, e)]
+        assert len(again) == len(rec.labels[e]) == res.history[e]["steps"] == 2
+        assert all(torch.equal(a, b) for a, b in zip(again, rec.labels[e], strict=True))
+    model = res.model
+    diff = batch_difficulty(model, dataset(), cfg, [1, 2])
+    assert sorted(diff) == [1, 2] and all(len(v) == 2 for v in diff.values())
+    first = next(iter(replay_loader(dataset(), cfg, 2)))
+    with torch.no_grad():
+        want = nn.functional.cross_entropy(model.eval()(first["image"]), first["label"].long(),
+                                           ignore_index=255).item()
+    assert diff[2][0] == pytest.approx(want, rel=1e-6)
+    assert difficulty_epochs(30) == list(range(24, 30)) and difficulty_epochs(4) == [0, 1, 2, 3]

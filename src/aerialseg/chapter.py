@@ -223,8 +223,10 @@ class Chapter:
                                 **kwargs)
         values = extra(ev) if callable(extra) else dict(extra or {})
         conv = stats.convergence(run.history)
+        raw = stats.convergence(run.history, adjust=False)
         values |= {"converged": float(conv.converged),
-                   "loss_change_last_tenth": -conv.relative_decrease}
+                   "loss_change_last_tenth": -conv.relative_decrease,
+                   "loss_change_last_tenth_raw": -raw.relative_decrease}
         if keep_all:
             for name in list(ev.maps)[keep_maps:]:
                 del ev.maps[name]

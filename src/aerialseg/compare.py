@@ -451,6 +451,38 @@ def cost_frame(ds: xr.Dataset, *, methods: Sequence[str] | None = None) -> pd.Da
     return out
 
 
+def convergence_frame(ds: xr.Dataset, *, methods: Sequence[str] | None = None
+                      ) -> pd.DataFrame:
+    """Each trained run's last-tenth loss change, raw and at equal batch difficulty.
+
+    Rows: methods with a recorded change (trained single models); columns: seeds. A cell
+    reads ``"raw → adjusted"`` in percent of the earlier tenth's loss (negative: the loss
+    fell), with ✗ where the run has not converged (:func:`aerialseg.stats.convergence`).
+    Results written before the raw change was recorded show the adjusted one only.
+    """
+    if "loss_change_last_tenth" not in ds:
+        return pd.DataFrame()
+    names = methods if methods is not None else [str(m) for m in ds["method"].values]
+    has_raw = "loss_change_last_tenth_raw" in ds
+    rows = {}
+    for m in names:
+        adj = ds["loss_change_last_tenth"].sel({"method": m}).values
+        if not np.isfinite(adj).any():
+            continue
+        raw = ds["loss_change_last_tenth_raw"].sel({"method": m}).values if has_raw else adj
+        conv = ds["converged"].sel({"method": m}).values
+        cells = {}
+        for i, seed in enumerate(ds["seed"].values):
+            if not np.isfinite(adj[i]):
+                continue
+            a = f"{100 * adj[i]:+.1f}".replace("-", "\u2212")
+            r = f"{100 * raw[i]:+.1f}".replace("-", "\u2212")
+            mark = "" if conv[i] >= 0.5 else " ✗"
+            cells[f"seed {int(seed)}"] = (f"{r} → {a}" if has_raw else a) + mark
+        rows[m] = cells
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def f1_half_widths(ds: xr.Dataset, *, methods: Sequence[str] | None = None,
                    protocol: str = "eroded") -> pd.DataFrame:
     """Half-width (points) of each evaluated class's F1 interval, where it measures anything.

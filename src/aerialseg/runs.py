@@ -55,14 +55,22 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from aerialseg import paths
-from aerialseg.config import RunConfig, TrainConfig
+from aerialseg.config import MethodSpec, RunConfig, TrainConfig
 from aerialseg.data.patches import BandStats, SegmentationPatches
 from aerialseg.data.registry import DataConfig, SplitData
 from aerialseg.losses.ce import median_frequency_weights
 from aerialseg.losses.registry import build_loss
 from aerialseg.models.registry import build_model, model_names
 from aerialseg.perf import prefers_channels_last
-from aerialseg.training import Callback, fit, is_distributed, is_main_process
+from aerialseg.training import (
+    DIFFICULTY_KEY,
+    Callback,
+    batch_difficulty,
+    difficulty_epochs,
+    fit,
+    is_distributed,
+    is_main_process,
+)
 from aerialseg.utils import (
     CorruptFileError,
     RunFileError,
@@ -104,14 +112,36 @@ class RunNotFoundError(FileNotFoundError):
 
 # ------------------------------------------------------------------------------ the run key
 
-def data_fingerprint(data: SplitData) -> str:
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+"""File digests of this process, by (path, size, modification time)."""
+
+
+def file_digest(path: str | Path) -> str:
+    """BLAKE2b digest of a file's bytes (cached per process while it is unchanged)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.blake2b(digest_size=16)
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def data_fingerprint(data: SplitData, *, legacy: bool = False) -> str:
     """Fingerprint of the training data: what the trained weights depend on.
 
     A BLAKE2b hash over every training scene's name and band names and, for a scene read
-    from files (``Scene.sources``), each file's name, size and modification time (a few ms
-    for any dataset); a scene built in memory hashes its bands and labels instead (about
-    1 s per GB). The validation scenes do not change the weights, so fixing them does not
-    retrain.
+    from files (``Scene.sources``), each file's name, size and the digest of its bytes
+    (about 1 s per GB, once per process); a scene built in memory hashes its bands and
+    labels instead. The validation scenes do not change the weights, so fixing them does
+    not retrain. Copying the data (a new disk, a fresh checkout of a shared folder) keeps
+    the fingerprint, so the stored models stay usable; changing a file's bytes changes it.
+
+    ``legacy=True``: the store's earlier fingerprint, with each file's modification time in
+    place of its digest (runs stored under it are still found; see :func:`get_or_train`).
     """
     h = hashlib.blake2b(digest_size=16)
     for scene in data.train:
@@ -121,13 +151,28 @@ def data_fingerprint(data: SplitData) -> str:
             # the crop a profile reads (max_size) is in the data settings, also keyed
             for p in sources:
                 st = p.stat()
-                h.update(json.dumps([p.name, st.st_size, st.st_mtime_ns]).encode())
+                what = st.st_mtime_ns if legacy else file_digest(p)
+                h.update(json.dumps([p.name, st.st_size, what]).encode())
             continue
         for arr in (scene.bands, scene.labels):
             a = np.ascontiguousarray(arr)
             h.update(f"{a.dtype.str}{a.shape}".encode())
             h.update(memoryview(a).cast("B"))
     return h.hexdigest()
+
+
+def _legacy_folder(cfg: RunConfig, data: SplitData, given: bool) -> tuple[RunConfig, Path] | None:
+    """A stored model of ``cfg`` keyed by the earlier (modification-time) fingerprint.
+
+    Only where this call computed the fingerprint and the data's files have not changed
+    since (their modification times match the key), so the stored weights were trained on
+    exactly these files.
+    """
+    if given or not any(getattr(s, "sources", ()) for s in data.train):
+        return None
+    old = replace(cfg, data={**cfg.data, "fingerprint": data_fingerprint(data, legacy=True)})
+    folder = paths.runs_dir() / f"{old.model}-{old.loss}-{run_key(old)}"
+    return (old, folder) if (folder / MODEL_FILE).exists() else None
 
 
 def with_data_fingerprint(cfg: RunConfig, data: SplitData) -> RunConfig:
@@ -178,6 +223,24 @@ def run_key(cfg: RunConfig, data: SplitData | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def stored_location(cfg: RunConfig, data: SplitData, *, retrain: bool = False
+                    ) -> tuple[RunConfig, Path]:
+    """``cfg`` with its data fingerprint, and its folder in the run store.
+
+    The folder of :func:`run_key`; where no model is stored there but one is under the
+    store's earlier fingerprint of the same, unchanged files, that one (and ``cfg`` with
+    that fingerprint). ``retrain``: always the current key.
+    """
+    given = bool(cfg.data.get("fingerprint"))
+    cfg = with_data_fingerprint(cfg, data)
+    folder = paths.runs_dir() / f"{cfg.model}-{cfg.loss}-{run_key(cfg)}"
+    if not retrain and not (folder / MODEL_FILE).exists():
+        found = _legacy_folder(cfg, data, given)
+        if found is not None:  # stored before fingerprints hashed file contents
+            return found
+    return cfg, folder
+
+
 def run_path(cfg: RunConfig, data: SplitData | None = None) -> Path:
     """Folder of this configuration in the run store (see :func:`run_key` for ``data``)."""
     return paths.runs_dir() / f"{cfg.model}-{cfg.loss}-{run_key(cfg, data)}"
@@ -192,6 +255,30 @@ def _prepare_ce_mfb(kwargs: dict[str, Any], data: SplitData, cfg: RunConfig) -> 
     w = median_frequency_weights(labels, classes.num_classes, classes=classes.evaluated,
                                  mode=mode)
     return {**kwargs, "class_weights": [float(v) for v in w]}
+
+
+def _write_run(folder: Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write the model file, then the readable config (both atomically)."""
+    save_tensors(folder / MODEL_FILE, {"format": MODEL_FORMAT, "model": state, "meta": meta})
+    atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+
+
+def has_difficulty(history: Sequence[dict[str, Any]]) -> bool:
+    """True when ``history`` holds the batch difficulty of its last two tenths."""
+    return all(DIFFICULTY_KEY in history[e] for e in difficulty_epochs(len(history)))
+
+
+def add_difficulty(history: list[dict[str, Any]], model: nn.Module, dataset: Dataset,
+                   train: TrainConfig, device: torch.device | str) -> None:
+    """Record in ``history`` each batch's loss under ``model`` for the last two tenths.
+
+    The convergence rule compares those tenths at equal batch difficulty
+    (:func:`aerialseg.stats.adjusted_convergence`). Values rounded to 6 digits, like the
+    step losses.
+    """
+    diff = batch_difficulty(model, dataset, train, difficulty_epochs(len(history)), device)
+    for e, values in diff.items():
+        history[e][DIFFICULTY_KEY] = [round(v, 6) for v in values]
 
 
 LOSS_PREPARERS: dict[str, Callable[[dict[str, Any], SplitData, RunConfig], dict[str, Any]]] = {
@@ -485,9 +572,8 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
     builder = samples_builder(spec.samples)  # fail on a bad hook before touching the store
     setup = setup_hook(spec.setup)
     device = torch.device(device)
-    cfg = with_data_fingerprint(cfg, data)
+    cfg, folder = stored_location(cfg, data, retrain=retrain)
     key = run_key(cfg)
-    folder = paths.runs_dir() / f"{cfg.model}-{cfg.loss}-{key}"
     main = is_main_process()
     with _run_lock(folder, log) if main else contextlib.nullcontext():
         try:
@@ -496,7 +582,7 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
             if _agree(saved is not None):
                 if saved is None:  # another rank: rank 0 found the model, so it is there
                     saved = load_run_file(folder / MODEL_FILE)
-                return _reuse(cfg, key, folder, saved, data, device, log)
+                return _reuse(cfg, key, folder, saved, data, device, log, builder)
             if not allow_training:
                 raise RunNotFoundError(
                     f"no trained model of {cfg.method} seed {cfg.train.seed} in {folder}, and "
@@ -516,7 +602,9 @@ def get_or_train(cfg: RunConfig, data: SplitData, *, device: torch.device | str 
 
 
 def _reuse(cfg: RunConfig, key: str, folder: Path, saved: dict[str, Any], data: SplitData,
-           device: torch.device, log: Callable[[str], None] | None) -> TrainedRun:
+           device: torch.device, log: Callable[[str], None] | None,
+           builder: Callable[[RunConfig, SplitData, BandStats], Dataset] | None = None
+           ) -> TrainedRun:
     meta = saved["meta"]
     model = build_seeded_model(cfg, data.classes.num_classes)
     try:
@@ -527,6 +615,12 @@ def _reuse(cfg: RunConfig, key: str, folder: Path, saved: dict[str, Any], data: 
             f"({str(exc).splitlines()[0]}): the model's code changed without a bump of "
             f"aerialseg.runs.STORE_VERSION. Fix: bump it, or {_fix(folder, cfg)}.") from exc
     model.to(device).eval()
+    if builder is not None and is_main_process() and not has_difficulty(meta["history"]):
+        # a run stored before the store recorded it: replay its last batches once, keep it
+        dataset = builder(cfg, data, _stats_from(meta))
+        add_difficulty(meta["history"], model, dataset, cfg.train, device)
+        model.eval()
+        _write_run(folder, saved["model"], meta)
     if log:
         log(f"{cfg.method} seed {cfg.train.seed}: reusing trained model {folder.name} "
             f"(trained in {meta['train_seconds']:.0f} s on {meta['hardware']})")
@@ -561,6 +655,9 @@ def _train(cfg: RunConfig, key: str, folder: Path, data: SplitData,
                  checkpoint=folder / CHECKPOINT_FILE, final_checkpoint=False, log=log,
                  progress=progress,
                  progress_label=f"{cfg.method} seed {cfg.train.seed}")
+    if is_main_process():
+        add_difficulty(result.history, result.model, dataset, cfg.train, device)
+        result.model.eval()
     hardware = hardware_description(device)
     meta = to_plain({
         "store_version": STORE_VERSION, "key": key, "config": cfg.to_dict(),
@@ -571,12 +668,56 @@ def _train(cfg: RunConfig, key: str, folder: Path, data: SplitData,
         "finished": datetime.now(UTC).isoformat(timespec="seconds")})
     if is_main_process():
         state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-        save_tensors(folder / MODEL_FILE, {"format": MODEL_FORMAT, "model": state,
-                                           "meta": meta})
-        atomic_write(folder / CONFIG_FILE,
-                     lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+        _write_run(folder, state, meta)
         (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
     return TrainedRun(cfg, key, folder, result.model, stats, meta["loss_kwargs"],
                       meta["history"], result.train_seconds, hardware, reused=False,
                       resumed_from=result.resumed_from)
 
+
+
+# ------------------------------------------------------------------- stored runs, revisited
+
+def stored_run_config(config: dict[str, Any], spec: MethodSpec) -> RunConfig:
+    """The resolved run that a stored ``config`` entry (``config.json``) describes.
+
+    ``spec`` is the method's definition (``aerialseg.registry.get_method``); lists that were
+    tuples before JSON become tuples again.
+    """
+    t = {k: tuple(v) if isinstance(v, list) else v for k, v in config["train"].items()}
+    return RunConfig(method=config["method"], model=config["model"], loss=config["loss"],
+                     model_kwargs=dict(config["model_kwargs"]),
+                     loss_kwargs=dict(config["loss_kwargs"]), train=TrainConfig(**t),
+                     in_bands=tuple(config["in_bands"]), data=dict(config["data"]),
+                     profile=config["profile"], spec=spec)
+
+
+def run_difficulty(folder: str | Path, data: SplitData, spec: MethodSpec, *,
+                   device: torch.device | str = "cpu") -> dict[int, list[float]]:
+    """The stored run's final-model loss on each batch of its last two tenths of training.
+
+    Rebuilds the run's training samples from ``data`` (which must be the data it trained
+    on: the fingerprints are compared) and replays its batches
+    (:func:`aerialseg.training.batch_difficulty`); for
+    :func:`aerialseg.stats.adjusted_convergence`.
+
+    Raises:
+        ValueError: ``data`` is not the run's training data.
+    """
+    folder = Path(folder)
+    saved = load_run_file(folder / MODEL_FILE)
+    meta = saved["meta"]
+    cfg = stored_run_config(meta["config"], spec)
+    stored = cfg.data.get("fingerprint")
+    # the store keys by data_fingerprint, or by a fingerprint the data package computed
+    given = {data_fingerprint(data), data.fingerprint}
+    if stored is not None and stored not in given:
+        raise ValueError(f"{folder.name} trained on other data (fingerprint {stored}, "
+                         f"given {' or '.join(sorted(given))}); load the split of its "
+                         "config.json")
+    model = build_seeded_model(cfg, data.classes.num_classes)
+    model.load_state_dict(saved["model"])
+    builder = samples_builder(spec.samples)
+    dataset = builder(cfg, data, _stats_from(meta))
+    epochs = difficulty_epochs(len(meta["history"]))
+    return batch_difficulty(model.to(device), dataset, cfg.train, epochs, device)

@@ -54,6 +54,7 @@ from scipy import stats as sps
 
 from aerialseg.display import method_name
 from aerialseg.metrics import batch_scores
+from aerialseg.training import DIFFICULTY_KEY, difficulty_epochs
 
 LEVEL = 0.95
 """Coverage of every interval."""
@@ -69,6 +70,10 @@ converged."""
 CONVERGENCE_LEVEL = 0.05
 """...unless that fall is within the loss's step-to-step noise: a one-sided Welch test of the
 two tenths' losses at this level (see :func:`convergence`)."""
+CONVERGENCE_RULE = ("the training loss fell by less than 2 % between the last two tenths of "
+                    "training, or not significantly, at equal difficulty of the batches drawn "
+                    "(see the protocol page)")
+"""The convergence rule in words, for table captions (:func:`convergence`)."""
 VERDICTS = ("supported", "contradicted", "inconclusive", "untestable")
 OVERALL = "overall"
 
@@ -589,7 +594,7 @@ def f1_interval_widths(ds: xr.Dataset, *, protocol: str = "eroded",
 def convergence(history: Sequence[Mapping[str, Any]], *,
                 tolerance: float = CONVERGENCE_TOLERANCE, key: str = "loss",
                 steps_key: str = "step_losses",
-                level: float = CONVERGENCE_LEVEL) -> Convergence:
+                level: float = CONVERGENCE_LEVEL, adjust: bool = True) -> Convergence:
     """The convergence rule on a training history.
 
     The loss values are the per-epoch ``history[i][key]``; with fewer than 10 epochs, and when
@@ -602,12 +607,22 @@ def convergence(history: Sequence[Mapping[str, Any]], *,
     loss, which is never converged). Fewer than 2 loss values: not converged (cannot be
     judged).
 
-    When the history records every step's loss (the engine always does), a fall of
+    When the history also holds, for the epochs of its last two tenths, each batch's loss
+    under the final model (``step_difficulty``; the run store records it), the fall is
+    measured at equal batch difficulty: :func:`adjusted_convergence` decides.
+
+    ``adjust=False`` ignores it (the raw measure, for comparison).
+
+    Otherwise, when the history records every step's loss (the engine always does), a fall of
     ``tolerance`` or more counts only when it is larger than the loss's noise: the step
     losses of the two tenths must differ by a one-sided Welch t-test at ``level``. Small batches
     make epoch means noisy (the patch CNN's epoch losses at its final learning rate jump by
     10 % between epochs), and a plateau must not be declared "still improving" on noise.
     """
+    stored = stored_difficulty(history) if adjust else None
+    if stored is not None:  # the run store's replay of the batches: compare at equal difficulty
+        return adjusted_convergence(history, stored, tolerance=tolerance, key=key,
+                                    steps_key=steps_key, level=level)
     series = [float(h[key]) for h in history if key in h]
     unit = "epoch"
     per_step = bool(history) and all(steps_key in h and len(h[steps_key]) for h in history)
@@ -648,6 +663,97 @@ def convergence(history: Sequence[Mapping[str, Any]], *,
                            f"{len(a)} + {len(b)} losses, p = {p:.2f}): a plateau")
     return Convergence(False, rel, k, unit,
                        f"{reason}, {100 * tolerance:.0f} % or more: still improving")
+
+
+def stored_difficulty(history: Sequence[Mapping[str, Any]]) -> dict[int, list[float]] | None:
+    """``{epoch: difficulty}`` recorded in ``history`` for the last two tenths, else None."""
+    epochs = difficulty_epochs(len(history))
+    if not epochs or not all(DIFFICULTY_KEY in history[e] for e in epochs):
+        return None
+    return {int(history[e].get("epoch", e)): list(history[e][DIFFICULTY_KEY]) for e in epochs}
+
+
+def adjusted_convergence(history: Sequence[Mapping[str, Any]],
+                         difficulty: Mapping[int, Sequence[float]], *,
+                         tolerance: float = CONVERGENCE_TOLERANCE, key: str = "loss",
+                         steps_key: str = "step_losses",
+                         level: float = CONVERGENCE_LEVEL) -> Convergence:
+    """:func:`convergence` with the batches' difficulty taken out (analysis of covariance).
+
+    A run's step losses in its last two tenths depend on what the model still learns and on
+    which batches were drawn; the same seed draws the same batches for every method, so one
+    unlucky draw can make every method of a seed look "still improving" (or hide a real
+    fall). ``difficulty`` gives each of those steps' batch its loss under the final model
+    (:func:`aerialseg.training.batch_difficulty`, ``{epoch: [per batch]}``). The step
+    losses ``y`` are regressed on ``1``, the difficulty ``d`` and ``1[last tenth]``; the
+    last coefficient is the fall at equal difficulty. The run has converged when that fall
+    is below ``tolerance`` (relative to the previous tenth's mean loss) or not significant
+    (one-sided t-test of the coefficient at ``level``). Tenths as in :func:`convergence`.
+
+    The final model has just trained on the last tenth's batches, so it may find them a
+    little easier than it would find fresh ones; the adjustment then removes slightly too
+    much of a fall (a bias towards "converged"), small when the learning rate has decayed.
+
+    Raises:
+        ValueError: ``difficulty`` does not cover the steps of the last two tenths.
+    """
+    recent = [h for h in history if key in h and steps_key in h]
+    n = len(recent)
+    if n < 2 or len(recent) != len(history):
+        return convergence(history, tolerance=tolerance, key=key, steps_key=steps_key,
+                           level=level)
+
+    def diff_of(h: Mapping[str, Any]) -> list[float]:
+        e = int(h.get("epoch", -1))
+        d = difficulty.get(e)
+        if d is None or len(d) != len(h[steps_key]):
+            raise ValueError(
+                f"difficulty does not match epoch {e}'s {len(h[steps_key])} steps "
+                f"({'missing' if d is None else f'{len(d)} values'}); compute it with "
+                "aerialseg.training.batch_difficulty over difficulty_epochs(len(history))")
+        return [float(x) for x in d]
+
+    if n >= 10:
+        k, unit = n // 10, "epoch"
+        prev_h, last_h = recent[-2 * k:-k], recent[-k:]
+        y0 = np.asarray([x for h in prev_h for x in h[steps_key]], float)
+        y1 = np.asarray([x for h in last_h for x in h[steps_key]], float)
+        d0 = np.asarray([x for h in prev_h for x in diff_of(h)], float)
+        d1 = np.asarray([x for h in last_h for x in diff_of(h)], float)
+    else:
+        y = np.asarray([x for h in recent for x in h[steps_key]], float)
+        d = np.asarray([x for h in recent for x in diff_of(h)], float)
+        k, unit = max(1, len(y) // 10), "step"
+        y0, y1, d0, d1 = y[-2 * k:-k], y[-k:], d[-2 * k:-k], d[-k:]
+    yv, dv = np.r_[y0, y1], np.r_[d0, d1]
+    if not (np.isfinite(yv).all() and np.isfinite(dv).all()):
+        return Convergence(False, float("nan"), k, unit, "the loss is not finite")
+    prev = float(y0.mean())
+    raw = (prev - float(y1.mean())) / abs(prev) if prev else 0.0
+    harder = (float(d0.mean()) - float(d1.mean())) / abs(float(d0.mean())) if d0.mean() else 0.0
+    x = np.c_[np.ones_like(yv), dv, np.r_[np.zeros(len(y0)), np.ones(len(y1))]]
+    beta = np.linalg.lstsq(x, yv, rcond=None)[0]
+    dof = len(yv) - x.shape[1]
+    rel = float(-beta[2] / abs(prev)) if prev else 0.0
+    per = f"{k} {unit}{'s' if k != 1 else ''}"
+    reason = (f"the loss fell {100 * raw:.1f} % between the last two tenths ({per} each); the "
+              f"final model finds the earlier tenth's batches {100 * harder:.1f} % harder; at "
+              f"equal difficulty the fall is {100 * rel:.1f} %")
+    if rel < tolerance:
+        return Convergence(True, rel, k, unit, reason)
+    if dof < 1:
+        return Convergence(False, rel, k, unit, f"{reason}: still improving")
+    resid = yv - x @ beta
+    cov = (resid @ resid / dof) * np.linalg.pinv(x.T @ x)
+    se = float(np.sqrt(max(cov[2, 2], 0.0)))
+    p = float(sps.t.cdf(beta[2] / se, dof)) if se > 0 else (0.0 if beta[2] < 0 else 1.0)
+    if p >= level:
+        return Convergence(True, rel, k, unit,
+                           f"{reason}, within the noise (one-sided t-test, p = {p:.2f}): "
+                           "a plateau")
+    return Convergence(False, rel, k, unit,
+                       f"{reason}, {100 * tolerance:.0f} % or more (p = {p:.3f}): still "
+                       "improving")
 
 
 def _falls(before: np.ndarray, after: np.ndarray) -> float:

@@ -114,6 +114,66 @@ class EpochSampler(Sampler[int]):
         return iter(idx[:k][self.rank::self.world].tolist())
 
 
+def replay_loader(dataset: Dataset, cfg: TrainConfig, epoch: int) -> DataLoader:
+    """The batches of training epoch ``epoch`` (0-based) of a single-process :func:`fit`.
+
+    Same sampler, seed, batch size and last-batch rule as :func:`fit`, so a stored run's
+    batches can be visited again (e.g. by :func:`batch_difficulty`). Datasets that draw per
+    epoch get ``set_epoch(epoch)``.
+    """
+    sampler = EpochSampler(len(dataset), cfg.samples_per_epoch, cfg.seed)
+    sampler.set_epoch(epoch)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    n = len(sampler)
+    drop_last = n > 1 and cfg.batch_size > 1 and n % cfg.batch_size == 1
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                      drop_last=drop_last, num_workers=0)
+
+
+DIFFICULTY_KEY = "step_difficulty"
+"""History entry of an epoch: the final model's loss on each of its batches, in order."""
+
+
+def difficulty_epochs(n_epochs: int) -> list[int]:
+    """The epochs whose batches the convergence rule compares: its last two tenths.
+
+    ``2 * (n // 10)`` epochs from 10 epochs on; every epoch below that (the rule then works
+    on steps; see :func:`aerialseg.stats.convergence`).
+    """
+    if n_epochs >= 10:
+        return list(range(n_epochs - 2 * (n_epochs // 10), n_epochs))
+    return list(range(n_epochs))
+
+
+@torch.no_grad()
+def batch_difficulty(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
+                     epochs: Sequence[int], device: torch.device | str = "cpu",
+                     ignore_index: int = 255) -> dict[int, list[float]]:
+    """Each training batch's cross-entropy under ``model`` (eval mode): how hard it is.
+
+    A stored run's step losses rise and fall with the batches drawn, not only with what
+    the model learns; the final model's loss on the very same batches measures the
+    first, so :func:`aerialseg.stats.adjusted_convergence` can take it out. Returns
+    ``{epoch: [loss of each batch, in training order]}``.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    out: dict[int, list[float]] = {}
+    try:
+        for e in epochs:
+            losses = []
+            for batch in replay_loader(dataset, cfg, e):
+                logits = model(batch["image"].to(device)).float()
+                losses.append(float(nn.functional.cross_entropy(
+                    logits, batch["label"].to(device).long(), ignore_index=ignore_index)))
+            out[int(e)] = losses
+    finally:
+        model.train(was_training)
+    return out
+
+
 def is_distributed() -> bool:
     """True inside a torchrun process group."""
     return dist.is_available() and dist.is_initialized()

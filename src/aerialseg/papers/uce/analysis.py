@@ -23,7 +23,7 @@ from aerialseg.data.registry import SplitData
 from aerialseg.evaluation import Evaluation
 from aerialseg.models.mc import mc_forward, mc_train_probs
 from aerialseg.papers.uce.method import training_uncertainty
-from aerialseg.runs import TrainedRun, build_patches, run_key
+from aerialseg.runs import TrainedRun, build_patches, stored_location
 from aerialseg.tables import NA, mean_interval, mean_sd, number
 from aerialseg.utils import unwrap_model
 
@@ -370,7 +370,7 @@ def sharing_table(runs: Mapping[int, TrainedRun], twins: Mapping[int, RunConfig]
     rows = []
     for seed, run in runs.items():
         rows.append({"seed": seed,
-                     "same stored model": run_key(twins[seed], data) == run.key,
+                     "same stored model": stored_location(twins[seed], data)[1] == run.path,
                      "already in the run store": bool(run.reused),
                      "training (s)": float(run.train_seconds)})
     return pd.DataFrame(rows)
