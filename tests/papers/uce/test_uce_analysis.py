@@ -1,6 +1,7 @@
 """The U-CE chapter's tables, sentences and figures (aerialseg.papers.uce.analysis / plots)."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,7 +21,7 @@ from aerialseg.papers.uce.method import pass_cross_entropy
 from aerialseg.papers.uce.reported import CALIBRATION_CLAIMS, CLAIMS, landgraf_effects
 from aerialseg.registry import resolve_run
 from aerialseg.results import Record, build_results
-from aerialseg.runs import run_key
+from aerialseg.runs import stored_location
 
 BANDS = ("ir", "r", "g", "dsm", "ndsm")
 METHODS = ("ce_dropout", "uce_a1", "uce_a10")
@@ -115,9 +116,9 @@ def test_recipe_and_methods_tables_describe_the_profiles():
 def test_sharing_table_finds_the_fcn_run(scene_factory):
     data = SplitData(DataConfig(), [scene_factory(seed=1)], [scene_factory(seed=2, split="val")])
     fcn = cfg("fcn", seed=0)
-    run = SimpleNamespace(key=run_key(cfg("ce_dropout", seed=0), data), reused=True,
-                          train_seconds=3.0)
-    other = SimpleNamespace(key="different", reused=False, train_seconds=2.0)
+    run = SimpleNamespace(path=stored_location(cfg("ce_dropout", seed=0), data)[1],
+                          reused=True, train_seconds=3.0)
+    other = SimpleNamespace(path=Path("different"), reused=False, train_seconds=2.0)
     t = UA.sharing_table({0: run, 1: other}, {0: fcn, 1: fcn}, data)
     assert t["same stored model"].tolist() == [True, False]
     assert t["already in the run store"].tolist() == [True, False]
