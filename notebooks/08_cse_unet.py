@@ -203,8 +203,9 @@ display(Markdown(
     f"predicted a single car pixel in {MEASURED['paper_recipe_steps']} steps; with plain "
     f"cross-entropy at learning rate 0.03, the U-Net predicted no car before about "
     f"{MEASURED['plain_ce_first_car_steps']} steps. With the `default` profile's training, "
-    f"each variant took about {lo}-{hi} s, converged, scored a mean F1 above the per-pixel "
-    f"baseline and learned cars. In this run (`{profile}`), each ablation row trains for "
+    f"each variant took about {lo}-{hi} s when we chose it, scored a mean F1 above the "
+    f"per-pixel baseline and learned cars; whether every run of this edition converged is "
+    f"in the training table below. In this run (`{profile}`), each ablation row trains for "
     f"{steps} step{'s' if steps != 1 else ''} of {t.batch_size} crops of {t.crop_size} px:"))
 tables.show_table(
     cse.settings_table(configs, shapes),
