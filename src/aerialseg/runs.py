@@ -709,8 +709,9 @@ def run_difficulty(folder: str | Path, data: SplitData, spec: MethodSpec, *,
     meta = saved["meta"]
     cfg = stored_run_config(meta["config"], spec)
     stored = cfg.data.get("fingerprint")
-    # the store keys by data_fingerprint, or by a fingerprint the data package computed
-    given = {data_fingerprint(data), data.fingerprint}
+    # the store keys by data_fingerprint (or its earlier form), or by a fingerprint the data
+    # package computed
+    given = {data_fingerprint(data), data_fingerprint(data, legacy=True), data.fingerprint}
     if stored is not None and stored not in given:
         raise ValueError(f"{folder.name} trained on other data (fingerprint {stored}, "
                          f"given {' or '.join(sorted(given))}); load the split of its "
