@@ -446,3 +446,14 @@ def test_adjusted_convergence_needs_every_step_of_the_last_two_tenths():
     short = hist[:4]
     c = stats.adjusted_convergence(short, {e: diff[e] for e in range(4)})
     assert c.unit == "step" and c.window == 6
+
+
+def test_adjusted_convergence_of_a_one_epoch_run_is_the_raw_rule():
+    one = [{"epoch": 0, "loss": 0.7, "step_losses": [0.8, 0.7, 0.6],
+            "step_difficulty": [0.5, 0.5, 0.5]}]
+    c = stats.convergence(one)  # the store's difficulty is there, but 3 steps are too few
+    assert c == stats.convergence(one, adjust=False) and c.unit == "step"
+    assert stats.convergence([dict(one[0], step_losses=[0.8])]).reason.startswith("1 loss")
+    two = [{"epoch": e, "loss": v, "step_losses": [v, v], "step_difficulty": [0.5, 0.5]}
+           for e, v in enumerate((1.0, 0.5))]
+    assert stats.convergence(two) == stats.convergence(two, adjust=False)

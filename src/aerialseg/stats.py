@@ -699,9 +699,9 @@ def adjusted_convergence(history: Sequence[Mapping[str, Any]],
     """
     recent = [h for h in history if key in h and steps_key in h]
     n = len(recent)
-    if n < 2 or len(recent) != len(history):
+    if n < 2 or len(recent) != len(history):  # too short to compare: the raw rule says so
         return convergence(history, tolerance=tolerance, key=key, steps_key=steps_key,
-                           level=level)
+                           level=level, adjust=False)
 
     def diff_of(h: Mapping[str, Any]) -> list[float]:
         e = int(h.get("epoch", -1))
@@ -726,6 +726,9 @@ def adjusted_convergence(history: Sequence[Mapping[str, Any]],
         k, unit = max(1, len(y) // 10), "step"
         y0, y1, d0, d1 = y[-2 * k:-k], y[-k:], d[-2 * k:-k], d[-k:]
     yv, dv = np.r_[y0, y1], np.r_[d0, d1]
+    if len(yv) < 4:  # three coefficients need four losses at least: the raw rule decides
+        return convergence(history, tolerance=tolerance, key=key, steps_key=steps_key,
+                           level=level, adjust=False)
     if not (np.isfinite(yv).all() and np.isfinite(dv).all()):
         return Convergence(False, float("nan"), k, unit, "the loss is not finite")
     prev = float(y0.mean())
@@ -741,8 +744,6 @@ def adjusted_convergence(history: Sequence[Mapping[str, Any]],
               f"equal difficulty the fall is {100 * rel:.1f} %")
     if rel < tolerance:
         return Convergence(True, rel, k, unit, reason)
-    if dof < 1:
-        return Convergence(False, rel, k, unit, f"{reason}: still improving")
     resid = yv - x @ beta
     cov = (resid @ resid / dof) * np.linalg.pinv(x.T @ x)
     se = float(np.sqrt(max(cov[2, 2], 0.0)))
