@@ -130,12 +130,14 @@ display(Markdown(" ".join(lines)))
 
 # %% tags=["remove-input"]
 for d, ds in results.items():
-    conv = compare.convergence_frame(
-        ds, methods=[str(m) for m in ds["method"].values if str(m) not in dup[d]])
+    shared = compare.shared_training(ds)  # e.g. the MC mean of a model: its runs, once
+    conv = compare.convergence_frame(ds, methods=[
+        str(m) for m in ds["method"].values if str(m) not in dup[d] and str(m) not in shared])
     if not conv.empty:
-        display(show_table(conv, caption=f"{label[d].capitalize()} data: change of the "
+        display(show_table(conv, caption=f"{label[d][:1].upper() + label[d][1:]} data: change of the "
                            "training loss between the last two tenths of training, raw → at "
-                           "equal batch difficulty (%); ✗: not converged.",
+                           "equal batch difficulty (%); ✗: not converged. Runs that several "
+                           "methods share are listed once, under the first.",
                            rows="method", columns=None))
 
 # %% [markdown]
