@@ -12,12 +12,21 @@ training again; an interrupted run resumes from its last checkpoint.
   data: ``store_version``, ``key``, ``config`` (the resolved :class:`RunConfig`, with the
   data fingerprint), ``stats``, ``loss_kwargs``, ``history``, ``train_seconds``,
   ``hardware``, ``resumed_from_epoch``, ``checkpoint_epochs``, ``torch``, ``finished``.
+  The epochs of the history's last two tenths also hold ``step_difficulty``: the final
+  model's loss on each of their batches (:func:`add_difficulty`; added on first reuse to a
+  run stored without it), so that the convergence rule compares those tenths at equal
+  batch difficulty.
 * ``config.json``: the same ``meta``, for people and other tools.
 * ``checkpoint.pt`` while training (see :mod:`aerialseg.training` for its layout); removed
   when ``model.pt`` is written.
 * ``.lock``: the lock file (``fcntl.flock``) that keeps two processes from training the same
   run; the second waits, then reuses the first's model.
 * method files (e.g. EFM's ``efm_monitor.npz``).
+
+**The key** hashes the resolved configuration and the training files' contents
+(:func:`data_fingerprint`), so copying the data keeps the stored models; a model stored
+under the earlier key (files' modification times) is found while the files keep them
+(:func:`stored_location`).
 
 A folder whose run failed before its first checkpoint is removed, so an empty folder never
 stays behind. Files are written atomically with the process umask's permissions; temp files
