@@ -10,9 +10,10 @@ measure) beside the study's rule, at equal batch difficulty
 cross-entropy on the very batches of the last two tenths
 (:func:`aerialseg.runs.run_difficulty`; recorded by the run store, replayed here only for runs
 stored without it or with ``--replay``) enters as a covariate. Prints one row per run and a
-count per dataset of runs each measure calls converged. Each run's data is loaded from its own
-``config.json`` (one load per data configuration); a run whose data is missing is skipped
-with its reason. About 5-35 s per run on one thread.
+count per dataset of runs each measure calls converged (every stored run: other schedules, set
+with ``aerialseg train --set epochs=...``, are rows of their own). Each run's data is loaded
+from its own ``config.json`` (one load per data configuration); a run whose data is missing
+is skipped with its reason. About 5-35 s per run on one thread.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:  # noqa: D103
 
     from aerialseg import paths, registry, runs, stats
     from aerialseg.data.registry import DataConfig, load_split
+    from aerialseg.training import stored_difficulty
 
     names = {f.name for f in fields(DataConfig)}
     splits: dict[str, object] = {}
@@ -56,7 +58,7 @@ def main() -> None:  # noqa: D103
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in c["data"].items()
              if k in names}
         key = json.dumps(d, sort_keys=True, default=str)
-        diff = stats.stored_difficulty(meta["history"])
+        diff = stored_difficulty(meta["history"])
         if diff is None or args.replay:
             try:
                 if key not in splits:
@@ -70,6 +72,7 @@ def main() -> None:  # noqa: D103
         adj = stats.adjusted_convergence(meta["history"], diff)
         rows.append({"dataset": c["data"]["dataset"], "profile": c["profile"],
                      "method": c["method"], "seed": c["train"]["seed"],
+                     "epochs": c["train"]["epochs"],
                      "fall, raw (%)": round(100 * rule.relative_decrease, 1),
                      "converged, raw": rule.converged,
                      "fall at equal difficulty (%)": round(100 * adj.relative_decrease, 1),

@@ -24,7 +24,7 @@ from aerialseg.runs import (
     run_key,
     run_path,
 )
-from aerialseg.training import Callback, NonFiniteLossError
+from aerialseg.training import Callback, NonFiniteLossError, stored_difficulty
 from aerialseg.utils import (
     RunStoreWarning,
     UnsafeFileError,
@@ -474,11 +474,11 @@ def test_run_difficulty_replays_the_last_batches_of_a_stored_run(scene_factory):
     for h in saved["meta"]["history"]:
         h.pop("step_difficulty", None)
     R._write_run(run.path, saved["model"], saved["meta"])
-    assert not R.has_difficulty(R.load_run_file(run.path / "model.pt")["meta"]["history"])
+    assert stored_difficulty(R.load_run_file(run.path / "model.pt")["meta"]["history"]) is None
     again = get_or_train(c, data, log=None)
-    assert again.reused and R.has_difficulty(again.history)
+    assert again.reused and stored_difficulty(again.history) is not None
     assert again.history[11]["step_difficulty"] == pytest.approx(diff[11], abs=1e-6)
-    assert R.has_difficulty(R.load_run_file(run.path / "model.pt")["meta"]["history"])
+    assert stored_difficulty(R.load_run_file(run.path / "model.pt")["meta"]["history"]) is not None
     assert "step_difficulty" in (run.path / "config.json").read_text()
     # the stored config resolves to the run that was trained
     meta = R.load_run_file(run.path / "model.pt")["meta"]

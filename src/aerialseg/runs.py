@@ -79,6 +79,7 @@ from aerialseg.training import (
     fit,
     is_distributed,
     is_main_process,
+    stored_difficulty,
 )
 from aerialseg.utils import (
     CorruptFileError,
@@ -86,6 +87,7 @@ from aerialseg.utils import (
     RunStoreWarning,
     UnsafeFileError,
     atomic_write,
+    file_digest,
     hardware_description,
     load_tensors,
     remove_stale_tmp_files,
@@ -120,24 +122,6 @@ class RunNotFoundError(FileNotFoundError):
 
 
 # ------------------------------------------------------------------------------ the run key
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-"""File digests of this process, by (path, size, modification time)."""
-
-
-def file_digest(path: str | Path) -> str:
-    """BLAKE2b digest of a file's bytes (cached per process while it is unchanged)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.blake2b(digest_size=16)
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
-
 
 def data_fingerprint(data: SplitData, *, legacy: bool = False) -> str:
     """Fingerprint of the training data: what the trained weights depend on.
@@ -180,7 +164,7 @@ def _legacy_folder(cfg: RunConfig, data: SplitData, given: bool) -> tuple[RunCon
     if given or not any(getattr(s, "sources", ()) for s in data.train):
         return None
     old = replace(cfg, data={**cfg.data, "fingerprint": data_fingerprint(data, legacy=True)})
-    folder = paths.runs_dir() / f"{old.model}-{old.loss}-{run_key(old)}"
+    folder = run_path(old)
     return (old, folder) if (folder / MODEL_FILE).exists() else None
 
 
@@ -242,7 +226,7 @@ def stored_location(cfg: RunConfig, data: SplitData, *, retrain: bool = False
     """
     given = bool(cfg.data.get("fingerprint"))
     cfg = with_data_fingerprint(cfg, data)
-    folder = paths.runs_dir() / f"{cfg.model}-{cfg.loss}-{run_key(cfg)}"
+    folder = run_path(cfg)
     if not retrain and not (folder / MODEL_FILE).exists():
         found = _legacy_folder(cfg, data, given)
         if found is not None:  # stored before fingerprints hashed file contents
@@ -270,11 +254,6 @@ def _write_run(folder: Path, state: dict[str, torch.Tensor], meta: dict[str, Any
     """Write the model file, then the readable config (both atomically)."""
     save_tensors(folder / MODEL_FILE, {"format": MODEL_FORMAT, "model": state, "meta": meta})
     atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
-
-
-def has_difficulty(history: Sequence[dict[str, Any]]) -> bool:
-    """True when ``history`` holds the batch difficulty of its last two tenths."""
-    return all(DIFFICULTY_KEY in history[e] for e in difficulty_epochs(len(history)))
 
 
 def add_difficulty(history: list[dict[str, Any]], model: nn.Module, dataset: Dataset,
@@ -624,7 +603,8 @@ def _reuse(cfg: RunConfig, key: str, folder: Path, saved: dict[str, Any], data: 
             f"({str(exc).splitlines()[0]}): the model's code changed without a bump of "
             f"aerialseg.runs.STORE_VERSION. Fix: bump it, or {_fix(folder, cfg)}.") from exc
     model.to(device).eval()
-    if builder is not None and is_main_process() and not has_difficulty(meta["history"]):
+    if (builder is not None and is_main_process() and meta["history"]
+            and stored_difficulty(meta["history"]) is None):
         # a run stored before the store recorded it: replay its last batches once, keep it
         dataset = builder(cfg, data, _stats_from(meta))
         add_difficulty(meta["history"], model, dataset, cfg.train, device)

@@ -43,7 +43,7 @@ matrix product sums the drawn blocks of every resample, seed and model at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ from scipy import stats as sps
 
 from aerialseg.display import method_name
 from aerialseg.metrics import batch_scores
-from aerialseg.training import DIFFICULTY_KEY, difficulty_epochs
+from aerialseg.training import stored_difficulty
 
 LEVEL = 0.95
 """Coverage of every interval."""
@@ -651,9 +651,7 @@ def convergence(history: Sequence[Mapping[str, Any]], *,
         return Convergence(False, rel, k, unit,
                            f"{reason}, {100 * tolerance:.0f} % or more: still improving")
     if unit == "epoch":
-        recent = [h for h in history if key in h]
-        a = np.asarray([x for h in recent[-2 * k:-k] for x in h[steps_key]], float)
-        b = np.asarray([x for h in recent[-k:] for x in h[steps_key]], float)
+        a, b, _, _ = _tenth_steps([h for h in history if key in h], lambda h: h[steps_key])
     else:
         a, b = values[-2 * k:-k], values[-k:]
     p = _falls(a, b)
@@ -663,14 +661,6 @@ def convergence(history: Sequence[Mapping[str, Any]], *,
                            f"{len(a)} + {len(b)} losses, p = {p:.2f}): a plateau")
     return Convergence(False, rel, k, unit,
                        f"{reason}, {100 * tolerance:.0f} % or more: still improving")
-
-
-def stored_difficulty(history: Sequence[Mapping[str, Any]]) -> dict[int, list[float]] | None:
-    """``{epoch: difficulty}`` recorded in ``history`` for the last two tenths, else None."""
-    epochs = difficulty_epochs(len(history))
-    if not epochs or not all(DIFFICULTY_KEY in history[e] for e in epochs):
-        return None
-    return {int(history[e].get("epoch", e)): list(history[e][DIFFICULTY_KEY]) for e in epochs}
 
 
 def adjusted_convergence(history: Sequence[Mapping[str, Any]],
@@ -713,18 +703,8 @@ def adjusted_convergence(history: Sequence[Mapping[str, Any]],
                 "aerialseg.training.batch_difficulty over difficulty_epochs(len(history))")
         return [float(x) for x in d]
 
-    if n >= 10:
-        k, unit = n // 10, "epoch"
-        prev_h, last_h = recent[-2 * k:-k], recent[-k:]
-        y0 = np.asarray([x for h in prev_h for x in h[steps_key]], float)
-        y1 = np.asarray([x for h in last_h for x in h[steps_key]], float)
-        d0 = np.asarray([x for h in prev_h for x in diff_of(h)], float)
-        d1 = np.asarray([x for h in last_h for x in diff_of(h)], float)
-    else:
-        y = np.asarray([x for h in recent for x in h[steps_key]], float)
-        d = np.asarray([x for h in recent for x in diff_of(h)], float)
-        k, unit = max(1, len(y) // 10), "step"
-        y0, y1, d0, d1 = y[-2 * k:-k], y[-k:], d[-2 * k:-k], d[-k:]
+    y0, y1, k, unit = _tenth_steps(recent, lambda h: h[steps_key])
+    d0, d1, _, _ = _tenth_steps(recent, diff_of)
     yv, dv = np.r_[y0, y1], np.r_[d0, d1]
     if len(yv) < 4:  # three coefficients need four losses at least: the raw rule decides
         return convergence(history, tolerance=tolerance, key=key, steps_key=steps_key,
@@ -755,6 +735,24 @@ def adjusted_convergence(history: Sequence[Mapping[str, Any]],
     return Convergence(False, rel, k, unit,
                        f"{reason}, {100 * tolerance:.0f} % or more (p = {p:.3f}): still "
                        "improving")
+
+
+def _tenth_steps(records: Sequence[Mapping[str, Any]],
+                 values: Callable[[Mapping[str, Any]], Sequence[float]]
+                 ) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Per-step ``values`` of the last two tenths: (earlier, last, tenth size, unit).
+
+    Tenths of epochs from 10 epochs on, else tenths of all the steps (as in
+    :func:`convergence`).
+    """
+    n = len(records)
+    if n >= 10:
+        k = n // 10
+        return (np.asarray([x for h in records[-2 * k:-k] for x in values(h)], float),
+                np.asarray([x for h in records[-k:] for x in values(h)], float), k, "epoch")
+    flat = np.asarray([x for h in records for x in values(h)], float)
+    k = max(1, len(flat) // 10)
+    return flat[-2 * k:-k], flat[-k:], k, "step"
 
 
 def _falls(before: np.ndarray, after: np.ndarray) -> float:

@@ -125,7 +125,16 @@ def replay_loader(dataset: Dataset, cfg: TrainConfig, epoch: int) -> DataLoader:
     sampler.set_epoch(epoch)
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
-    n = len(sampler)
+    return epoch_loader(dataset, cfg, sampler)
+
+
+def epoch_loader(dataset: Dataset, cfg: TrainConfig, sampler: Sampler[int]) -> DataLoader:
+    """The training loader of :func:`fit` (and of :func:`replay_loader`) over ``sampler``.
+
+    A last batch of one sample breaks batch norm in train mode (e.g. DeepLabV3+'s ASPP
+    pooling): it is dropped, and only it.
+    """
+    n = len(sampler)  # type: ignore[arg-type]
     drop_last = n > 1 and cfg.batch_size > 1 and n % cfg.batch_size == 1
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                       drop_last=drop_last, num_workers=0)
@@ -144,6 +153,14 @@ def difficulty_epochs(n_epochs: int) -> list[int]:
     if n_epochs >= 10:
         return list(range(n_epochs - 2 * (n_epochs // 10), n_epochs))
     return list(range(n_epochs))
+
+
+def stored_difficulty(history: Sequence[dict[str, Any]]) -> dict[int, list[float]] | None:
+    """``{epoch: difficulty}`` recorded in ``history`` for its last two tenths, else None."""
+    epochs = difficulty_epochs(len(history))
+    if not epochs or not all(DIFFICULTY_KEY in history[e] for e in epochs):
+        return None
+    return {int(history[e].get("epoch", e)): list(history[e][DIFFICULTY_KEY]) for e in epochs}
 
 
 @torch.no_grad()
@@ -479,12 +496,7 @@ def fit(model: nn.Module, loss_fn: nn.Module, dataset: Dataset, cfg: TrainConfig
     else:
         ddp_model = model
         sampler = EpochSampler(len(dataset), cfg.samples_per_epoch, cfg.seed)
-    # a last batch of one sample breaks batch norm in train mode (e.g. DeepLabV3+'s ASPP
-    # pooling): drop it, and only it
-    n = len(sampler)  # type: ignore[arg-type]
-    drop_last = n > 1 and cfg.batch_size > 1 and n % cfg.batch_size == 1
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
-                        drop_last=drop_last, num_workers=0)
+    loader = epoch_loader(dataset, cfg, sampler)
     optimizer = build_optimizer(ddp_model, cfg)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     state = TrainState(model=ddp_model, loss_fn=loss_fn.to(device), optimizer=optimizer,

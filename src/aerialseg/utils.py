@@ -6,6 +6,7 @@ which refuses anything but tensors and plain data (it never runs pickled code).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -21,6 +22,23 @@ from typing import Any
 
 import numpy as np
 import torch
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+"""File digests of this process, by (path, size, modification time)."""
+
+
+def file_digest(path: str | Path) -> str:
+    """BLAKE2b digest (16 bytes, hex) of a file's bytes, cached per process while unchanged."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.blake2b(digest_size=16)
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def set_seed(seed: int) -> None:

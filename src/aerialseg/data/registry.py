@@ -30,6 +30,7 @@ from aerialseg.data.classes import DUBAI, IGNORE_INDEX, ISPRS, LOVEDA, ClassTabl
 from aerialseg.data.errors import DataOptionError
 from aerialseg.data.masks import eroded_eval_mask
 from aerialseg.data.scene import Scene
+from aerialseg.utils import file_digest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -781,11 +782,7 @@ def _file_lines(split: str, files: Sequence[str | Path], root: Path, content: bo
         rel = f.relative_to(root) if f.is_relative_to(root) else f
         st = f.stat()
         if content:
-            h = hashlib.blake2b(digest_size=16)
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                    h.update(chunk)
-            lines.append(f"{split}\t{rel.as_posix()}\t{st.st_size}\t{h.hexdigest()}")
+            lines.append(f"{split}\t{rel.as_posix()}\t{st.st_size}\t{file_digest(f)}")
         else:
             lines.append(f"{split}\t{rel.as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
     return lines
